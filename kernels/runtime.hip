@@ -1,0 +1,83 @@
+/* runtime.hip - device discovery, memory and synchronisation for the engine
+ *
+ * Thin extern "C" wrappers so the engine never includes a GPU header. Every
+ * call is checked with RF_GPU_CHECK.
+ */
+#include <string.h>
+
+#include "gpu_check.h"
+#include "hip_compat.h"
+#include "kernels.h"
+
+extern "C" int rf_gpu_device_count(int *out)
+{
+    int n = 0;
+    hipError_t status = hipGetDeviceCount(&n);
+    if (status == hipErrorNoDevice || status == hipErrorInsufficientDriver) {
+        (void)hipGetLastError(); /* clear the sticky "no device" status */
+        *out = 0;
+        return 0;
+    }
+    RF_GPU_CHECK(status);
+    *out = n;
+    return 0;
+}
+
+extern "C" int rf_gpu_set_device(int device)
+{
+    RF_GPU_CHECK(hipSetDevice(device));
+    return 0;
+}
+
+extern "C" int rf_gpu_device_info(int device, rf_gpu_info_t *out)
+{
+    hipDeviceProp_t prop;
+    RF_GPU_CHECK(hipGetDeviceProperties(&prop, device));
+    memset(out, 0, sizeof *out);
+    strncpy(out->name, prop.name, sizeof out->name - 1);
+    strncpy(out->platform, RF_PLATFORM_NAME, sizeof out->platform - 1);
+    out->warp_size = prop.warpSize;
+    out->multiprocessors = prop.multiProcessorCount;
+    out->total_memory = prop.totalGlobalMem;
+    out->major = prop.major;
+    out->minor = prop.minor;
+    return 0;
+}
+
+extern "C" int rf_gpu_malloc(void **out, size_t bytes)
+{
+    *out = NULL;
+    RF_GPU_CHECK(hipMalloc(out, bytes));
+    return 0;
+}
+
+extern "C" int rf_gpu_free(void *ptr)
+{
+    if (ptr != NULL)
+        RF_GPU_CHECK(hipFree(ptr));
+    return 0;
+}
+
+extern "C" int rf_gpu_memcpy_h2d(void *dst, const void *src, size_t bytes)
+{
+    RF_GPU_CHECK(hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice));
+    return 0;
+}
+
+extern "C" int rf_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes)
+{
+    RF_GPU_CHECK(hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost));
+    return 0;
+}
+
+extern "C" int rf_gpu_memset(void *dst, int value, size_t bytes)
+{
+    RF_GPU_CHECK(hipMemset(dst, value, bytes));
+    return 0;
+}
+
+extern "C" int rf_gpu_sync(void)
+{
+    RF_GPU_CHECK(hipDeviceSynchronize());
+    return 0;
+}

@@ -1,0 +1,89 @@
+/* main.c - the rocmforge executable: dispatch to subcommands
+ *
+ * `rocmforge COMMAND [options]`; `rocmforge help COMMAND` and
+ * `rocmforge COMMAND --help` print a command's usage.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define RF_VERSION "0.1.0"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"inspect", rf__cmd_inspect, "show a GGUF file's metadata and tensors"},
+    {"synth", rf__cmd_synth, "write a random-weight model of a named shape"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+void rf__cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "rocmforge: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: rocmforge COMMAND [options]\n"
+            "\n"
+            "Batch offline LLM inference over a SQLite job queue.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "  %-10s %s\n"
+            "  %-10s %s\n"
+            "\n"
+            "Run 'rocmforge COMMAND --help' for a command's options.\n",
+            "help", "show this help, or a command's: rocmforge help COMMAND", "version",
+            "print the version");
+}
+
+static const command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return RF_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        if (argc >= 3 && find_command(argv[2]) != NULL) {
+            char *help_argv[] = {argv[2], "--help", NULL};
+            return find_command(argv[2])->run(2, help_argv);
+        }
+        usage(stdout);
+        return RF_EXIT_OK;
+    }
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        printf("rocmforge %s\n", RF_VERSION);
+        return RF_EXIT_OK;
+    }
+    const command_t *cmd = find_command(name);
+    if (cmd == NULL) {
+        fprintf(stderr, "rocmforge: unknown command '%s'; run 'rocmforge help' for the list\n",
+                name);
+        return RF_EXIT_USAGE;
+    }
+    return cmd->run(argc - 1, argv + 1);
+}
