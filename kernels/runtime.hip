@@ -3,6 +3,7 @@
  * Thin extern "C" wrappers so the engine never includes a GPU header. Every
  * call is checked with RF_GPU_CHECK.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "gpu_check.h"
@@ -34,8 +35,8 @@ extern "C" int rf_gpu_device_info(int device, rf_gpu_info_t *out)
     hipDeviceProp_t prop;
     RF_GPU_CHECK(hipGetDeviceProperties(&prop, device));
     memset(out, 0, sizeof *out);
-    strncpy(out->name, prop.name, sizeof out->name - 1);
-    strncpy(out->platform, RF_PLATFORM_NAME, sizeof out->platform - 1);
+    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    snprintf(out->platform, sizeof out->platform, "%s", RF_PLATFORM_NAME);
     out->warp_size = prop.warpSize;
     out->multiprocessors = prop.multiProcessorCount;
     out->total_memory = prop.totalGlobalMem;

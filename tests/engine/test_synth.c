@@ -168,19 +168,25 @@ Test(synth, weights_have_unit_fan_in_scale)
 
 Test(synth, real_shapes_have_published_parameter_counts)
 {
-    /* Llama-3-8B: 8,030,261,248 parameters; at F16 two bytes each. */
+    /* Llama-3-8B: 8,030,261,248 parameters, of which the 65 RMSNorm weight
+     * vectors (2 per layer + the final one, 4096 each) stay F32 and the rest
+     * are F16. */
     rf_synth_options_t opt = {.shape = "llama-3-8b", .type = RF_TYPE_F16};
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, norms = 65ull * 4096;
     cr_assert_eq(rf_synth_data_bytes(&opt, &bytes), 0);
-    cr_assert_eq(bytes, 2ull * 8030261248ull);
-    /* Llama-3.2-1B: 1,235,814,400 parameters with the output tied, plus the
-     * 32 f32 RoPE frequency factors of Llama 3's long-context scaling. */
+    cr_assert_eq(bytes, 2ull * (8030261248ull - norms) + 4 * norms, "got %llu",
+                 (unsigned long long)bytes);
+    /* Llama-3.2-1B: 1,235,814,400 parameters with the output tied, 33 norms
+     * of 2048, plus the 32 f32 RoPE frequency factors of Llama 3's
+     * long-context scaling. */
     opt.shape = "llama-3.2-1b";
+    norms = 33ull * 2048;
     cr_assert_eq(rf_synth_data_bytes(&opt, &bytes), 0);
-    cr_assert_eq(bytes, 2ull * 1235814400ull + 32 * 4);
+    cr_assert_eq(bytes, 2ull * (1235814400ull - norms) + 4 * norms + 32 * 4, "got %llu",
+                 (unsigned long long)bytes);
     opt.output = 1; /* untied: a second 128256 x 2048 matrix */
     cr_assert_eq(rf_synth_data_bytes(&opt, &bytes), 0);
-    cr_assert_eq(bytes, 2ull * (1235814400ull + 128256ull * 2048ull) + 32 * 4);
+    cr_assert_eq(bytes, 2ull * (1235814400ull - norms + 128256ull * 2048ull) + 4 * norms + 32 * 4);
 }
 
 Test(synth, rejects_unknown_shape_and_type_without_quantizer)
