@@ -126,10 +126,19 @@ static int plan_build(plan_t *p, const rf_synth_options_t *opt, rf_err_t *err)
         return rf_err_set(err, RF_EUSAGE, "unknown shape '%s' (see rocmforge synth --list)",
                           opt->shape ? opt->shape : "(null)");
     const rf_type_traits_t *tr = rf_type_traits(opt->type);
-    if (tr == NULL || !tr->can_quantize)
-        return rf_err_set(err, RF_EUSAGE, "type %s has no quantizer; use f32, f16, bf16, "
-                          "q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k",
-                          rf_type_name(opt->type));
+    if (tr == NULL || !tr->can_quantize) {
+        char list[512];
+        size_t used = 0;
+        list[0] = '\0';
+        for (int t = 0; t < RF_TYPE_COUNT && used < sizeof list; t++) {
+            const rf_type_traits_t *q = rf_type_traits(t);
+            if (q != NULL && q->can_quantize)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+                                         used ? ", " : "", q->name);
+        }
+        return rf_err_set(err, RF_EUSAGE, "type %s has no quantizer; use one of: %s",
+                          rf_type_name(opt->type), list);
+    }
     const rf_synth_shape_t *s = p->shape;
     p->n_layer = opt->n_layer ? opt->n_layer : s->n_layer;
     p->untied = opt->output > 0 || (opt->output == 0 && !s->tied_output);

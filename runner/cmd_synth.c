@@ -26,8 +26,16 @@ static void usage(FILE *out)
             "\n"
             "options:\n"
             "  -s, --shape NAME    model shape (see --list)\n"
-            "  -t, --type TYPE     type of the 2-D weights: f32, f16, bf16, q8_0, q4_0,\n"
-            "                      q4_1, q5_0, q5_1, q4_k, q5_k, q6_k (default f16)\n"
+            "  -t, --type TYPE     type of the 2-D weights (default f16), one of:\n"
+            "                     ");
+    for (int t = 0, col = 0; t < RF_TYPE_COUNT; t++) {
+        const rf_type_traits_t *tr = rf_type_traits(t);
+        if (tr == NULL || !tr->can_quantize)
+            continue;
+        fprintf(out, "%s%s", col % 8 == 0 && col ? "\n                      " : " ", tr->name);
+        col++;
+    }
+    fprintf(out, "\n"
             "  -o, --output FILE   where to write (written to FILE.tmp, then renamed)\n"
             "      --seed N        random seed (default 0)\n"
             "      --layers N      override the shape's layer count\n"
