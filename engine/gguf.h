@@ -160,8 +160,11 @@ int rf_gguf_writer_open(rf_gguf_writer_t **out);
 void rf_gguf_writer_close(rf_gguf_writer_t *w); /* NULL is fine */
 
 /* Metadata setters copy key and value. Setting a key twice replaces it.
- * Return 0 or -ENOMEM. Alignment comes from general.alignment if set (u32,
- * power of two), else 32. */
+ * Return 0 or -ENOMEM; RF_EFORMAT for a NULL or empty key or a malformed
+ * value, RF_ERANGE for a value its type cannot hold, RF_EUNSUPPORTED for
+ * arrays nested deeper than RF_GGUF_MAX_ARRAY_DEPTH. Alignment comes from
+ * general.alignment if set (u32, power of two: other types give RF_ETYPE,
+ * other values RF_EFORMAT), else 32. */
 int rf_gguf_writer_set_u8(rf_gguf_writer_t *w, const char *key, uint8_t v);
 int rf_gguf_writer_set_i8(rf_gguf_writer_t *w, const char *key, int8_t v);
 int rf_gguf_writer_set_u16(rf_gguf_writer_t *w, const char *key, uint16_t v);
