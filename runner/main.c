@@ -20,6 +20,11 @@ typedef struct command {
 static const command_t commands[] = {
     {"inspect", rf__cmd_inspect, "show a GGUF file's metadata and tensors"},
     {"synth", rf__cmd_synth, "write a random-weight model of a named shape"},
+    {"vocab", rf__cmd_vocab, "vocab import: a Hugging Face tokenizer.json to a vocab-only GGUF"},
+    {"tokenize", rf__cmd_tokenize, "print the token ids of the text on stdin"},
+    {"detokenize", rf__cmd_detokenize, "print the text of the token ids on stdin"},
+    {"chat", rf__cmd_chat, "render chat messages with the model's chat template"},
+    {"bench", rf__cmd_bench, "benchmarks: bench tokenize (MB/s of the tokenizer)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -203,3 +203,585 @@ Test(cli, inspect_rejects_every_corrupt_file_in_one_line, .timeout = 300)
     closedir(d);
     cr_assert_geq(n_files, 20, "corpus has only %d files", n_files);
 }
+
+/* ---- vocab import, tokenize, detokenize ---- */
+
+/* Like run_cli, with stdin read from the given bytes. args may be a
+ * pipeline ('... | RF_BIN ...'): the redirections apply to all of it. */
+static result_t run_cli_input(const char *args, const char *input, size_t len)
+{
+    char in[512], out[512], err[512], cmd[4096];
+    snprintf(in, sizeof in, "%s/cli_%d.in", RF_TMPDIR, (int)getpid());
+    snprintf(out, sizeof out, "%s/cli_%d.out", RF_TMPDIR, (int)getpid());
+    snprintf(err, sizeof err, "%s/cli_%d.err", RF_TMPDIR, (int)getpid());
+    FILE *f = fopen(in, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(input, 1, len, f), len);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "('%s' %s) <'%s' >'%s' 2>'%s'", RF_BIN, args, in, out, err);
+    int raw = system(cmd);
+    result_t r = {.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1};
+    r.out = slurp_file(out);
+    r.err = slurp_file(err);
+    return r;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_json(const char *path, json_t *root)
+{
+    cr_assert_eq(json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER), 0, "%s", path);
+    json_decref(root);
+}
+
+/* GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the
+ * rest take code points from U+0100 up, in byte order. */
+static void byte_char(unsigned b, char out[4])
+{
+    unsigned cp = b, n = 0;
+    bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+    if (!printable) {
+        for (unsigned x = 0; x < b; x++)
+            n += !((x >= '!' && x <= '~') || (x >= 0xa1 && x <= 0xac) || x >= 0xae);
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = '\0';
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        out[2] = '\0';
+    }
+}
+
+#define LLAMA3_REGEX                                                                          \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+" \
+    "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/* A byte-level BPE tokenizer.json: ids 0-255 are the bytes in order, then
+ * he ll hell hello Ġhello, then <|end|> (special) and <x> (not special).
+ * regex NULL means llama3's; array_merges writes ["a", "b"] merges. */
+static json_t *byte_level_tokenizer(const char *regex, bool array_merges)
+{
+    json_t *vocab = json_object();
+    for (unsigned b = 0; b < 256; b++) {
+        char c[4];
+        byte_char(b, c);
+        json_object_set_new(vocab, c, json_integer(b));
+    }
+    const char *merged[] = {"he", "ll", "hell", "hello", "\xc4\xa0hello"};
+    for (int i = 0; i < 5; i++)
+        json_object_set_new(vocab, merged[i], json_integer(256 + i));
+    const char *merges[][2] = {{"h", "e"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"},
+                               {"\xc4\xa0", "hello"}};
+    json_t *jmerges = json_array();
+    for (int i = 0; i < 5; i++) {
+        char joined[64];
+        snprintf(joined, sizeof joined, "%s %s", merges[i][0], merges[i][1]);
+        json_array_append_new(jmerges, array_merges ? json_pack("[ss]", merges[i][0], merges[i][1])
+                                                    : json_string(joined));
+    }
+    return json_pack(
+        "{s:s, s:[{s:i, s:s, s:b}, {s:i, s:s, s:b}], s:n, "
+        "s:{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b}]}, s:n, s:{s:s}, "
+        "s:{s:s, s:o, s:o, s:b, s:b}}",
+        "version", "1.0",
+        "added_tokens", "id", 261, "content", "<|end|>", "special", 1, "id", 262, "content", "<x>",
+        "special", 0,
+        "normalizer",
+        "pre_tokenizer", "type", "Sequence", "pretokenizers", "type", "Split", "pattern", "Regex",
+        regex ? regex : LLAMA3_REGEX, "behavior", "Isolated", "invert", 0, "type", "ByteLevel",
+        "add_prefix_space", 0, "use_regex", 0,
+        "post_processor", "decoder", "type", "ByteLevel",
+        "model", "type", "BPE", "vocab", vocab, "merges", jmerges, "byte_fallback", 0,
+        "ignore_merges", 0);
+}
+
+/* A SentencePiece-converted tokenizer.json: <unk> <s> </s>, the 256 byte
+ * pieces, then ▁ h e l o he ll ▁he hell ▁hell ▁hello. */
+static json_t *spm_tokenizer(void)
+{
+    json_t *vocab = json_object();
+    json_object_set_new(vocab, "<unk>", json_integer(0));
+    json_object_set_new(vocab, "<s>", json_integer(1));
+    json_object_set_new(vocab, "</s>", json_integer(2));
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        json_object_set_new(vocab, name, json_integer(3 + b));
+    }
+    const char *pieces[] = {"\xe2\x96\x81", "h", "e", "l", "o", "he", "ll", "\xe2\x96\x81he", "hell",
+                            "\xe2\x96\x81hell", "\xe2\x96\x81hello"};
+    for (int i = 0; i < 11; i++)
+        json_object_set_new(vocab, pieces[i], json_integer(259 + i));
+    return json_pack(
+        "{s:[{s:i, s:s, s:b}, {s:i, s:s, s:b}, {s:i, s:s, s:b}], "
+        "s:{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}, s:n, "
+        "s:{s:s, s:o, s:[s, s, s, s, s, s], s:s, s:b}}",
+        "added_tokens", "id", 0, "content", "<unk>", "special", 1, "id", 1, "content", "<s>",
+        "special", 1, "id", 2, "content", "</s>", "special", 1,
+        "normalizer", "type", "Sequence", "normalizers", "type", "Prepend", "prepend",
+        "\xe2\x96\x81", "type", "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81",
+        "pre_tokenizer",
+        "model", "type", "BPE", "vocab", vocab, "merges", "h e", "l l", "\xe2\x96\x81 he", "he ll",
+        "\xe2\x96\x81he ll", "\xe2\x96\x81hell o", "unk_token", "<unk>", "byte_fallback", 1);
+}
+
+/* Metadata of a GGUF, through `inspect --json`: key -> value. */
+static json_t *inspect_metadata(const char *path)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "inspect --json --max-array 0 '%s'", path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "inspect: %s", r.err);
+    json_error_t jerr;
+    json_t *root = json_loads(r.out, 0, &jerr);
+    cr_assert_not_null(root, "inspect output line %d: %s", jerr.line, jerr.text);
+    json_t *meta = json_object();
+    json_t *list = json_object_get(root, "metadata");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *kv = json_array_get(list, i);
+        json_object_set(meta, json_string_value(json_object_get(kv, "key")),
+                        json_object_get(kv, "value"));
+    }
+    json_decref(root);
+    result_free(&r);
+    return meta;
+}
+
+static json_int_t meta_int(json_t *meta, const char *key)
+{
+    json_t *v = json_object_get(meta, key);
+    cr_assert(json_is_integer(v), "%s missing or not an integer", key);
+    return json_integer_value(v);
+}
+
+static json_t *meta_array(json_t *meta, const char *key)
+{
+    json_t *values = json_object_get(json_object_get(meta, key), "values");
+    cr_assert(json_is_array(values), "%s missing or not an array", key);
+    return values;
+}
+
+/* Import the byte-level test tokenizer with its config; returns the GGUF path. */
+static const char *import_byte_level(const char *name)
+{
+    static char gguf[512];
+    char tok[512], cfg[512], args[2048];
+    snprintf(tok, sizeof tok, "%s/cli_%d_%s.tokenizer.json", RF_TMPDIR, (int)getpid(), name);
+    snprintf(cfg, sizeof cfg, "%s/cli_%d_%s.config.json", RF_TMPDIR, (int)getpid(), name);
+    snprintf(gguf, sizeof gguf, "%s/cli_%d_%s.gguf", RF_TMPDIR, (int)getpid(), name);
+    write_json(tok, byte_level_tokenizer(NULL, false));
+    /* model_max_length as the real files write it: too big for a 64-bit integer */
+    write_text(cfg, "{\"eos_token\": \"<|end|>\", \"add_bos_token\": false,\n"
+                    " \"model_max_length\": 1000000000000000019884624838656,\n"
+                    " \"chat_template\": [{\"name\": \"default\", \"template\": \"{{ x }}\"},\n"
+                    "                   {\"name\": \"tool_use\", \"template\": \"T\"}]}\n");
+    snprintf(args, sizeof args, "vocab import '%s' '%s' '%s'", tok, cfg, gguf);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "vocab import: %s", r.err);
+    cr_assert(strstr(r.err, "pre llama-bpe"), "summary: %s", r.err);
+    result_free(&r);
+    return gguf;
+}
+
+Test(cli, help_lists_tokenizer_commands)
+{
+    result_t r = run_cli("--help");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "vocab") && strstr(r.out, "tokenize") && strstr(r.out, "detokenize"),
+              "%s", r.out);
+    result_free(&r);
+    r = run_cli("vocab --help");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "vocab import") && strstr(r.out, "tokenizer_config.json"), "%s", r.out);
+    result_free(&r);
+    r = run_cli("help tokenize");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "--special") && strstr(r.out, "--no-bos") && strstr(r.out, "--json"),
+              "%s", r.out);
+    result_free(&r);
+    r = run_cli("detokenize --help");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "--skip-special"), "%s", r.out);
+    result_free(&r);
+}
+
+Test(cli, vocab_import_byte_level_writes_llama_cpp_keys)
+{
+    json_t *meta = inspect_metadata(import_byte_level("bl"));
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.ggml.model")), "gpt2");
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.ggml.pre")), "llama-bpe");
+    json_t *tokens = meta_array(meta, "tokenizer.ggml.tokens");
+    json_t *types = meta_array(meta, "tokenizer.ggml.token_type");
+    json_t *merges = meta_array(meta, "tokenizer.ggml.merges");
+    cr_assert_eq(json_array_size(tokens), 263);
+    cr_assert_str_eq(json_string_value(json_array_get(tokens, 32)), "\xc4\xa0", "byte 0x20 is Ġ");
+    cr_assert_str_eq(json_string_value(json_array_get(tokens, 261)), "<|end|>");
+    cr_assert_eq(json_integer_value(json_array_get(types, 104)), 1, "normal");
+    cr_assert_eq(json_integer_value(json_array_get(types, 261)), 3, "special added token: control");
+    cr_assert_eq(json_integer_value(json_array_get(types, 262)), 4, "plain added token: user-defined");
+    cr_assert_eq(json_array_size(merges), 5);
+    cr_assert_str_eq(json_string_value(json_array_get(merges, 4)), "\xc4\xa0 hello");
+    cr_assert_null(json_object_get(meta, "tokenizer.ggml.scores"), "scores are for llama only");
+    cr_assert_eq(meta_int(meta, "tokenizer.ggml.eos_token_id"), 261);
+    cr_assert_null(json_object_get(meta, "tokenizer.ggml.bos_token_id"));
+    cr_assert(json_is_false(json_object_get(meta, "tokenizer.ggml.add_bos_token")));
+    cr_assert(json_is_false(json_object_get(meta, "tokenizer.ggml.add_eos_token")));
+    cr_assert(json_is_false(json_object_get(meta, "rocmforge.tokenizer.ignore_merges")));
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.chat_template")), "{{ x }}");
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.chat_template.tool_use")), "T");
+    json_decref(meta);
+}
+
+Test(cli, vocab_import_reads_array_merges)
+{
+    char tok[512], gguf[512], args[2048];
+    snprintf(tok, sizeof tok, "%s/cli_%d_arr.tokenizer.json", RF_TMPDIR, (int)getpid());
+    snprintf(gguf, sizeof gguf, "%s/cli_%d_arr.gguf", RF_TMPDIR, (int)getpid());
+    write_json(tok, byte_level_tokenizer(NULL, true));
+    snprintf(args, sizeof args, "vocab import -q '%s' '%s'", tok, gguf);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(r.err[0], '\0', "-q prints nothing: %s", r.err);
+    result_free(&r);
+    json_t *meta = inspect_metadata(gguf);
+    json_t *merges = meta_array(meta, "tokenizer.ggml.merges");
+    cr_assert_str_eq(json_string_value(json_array_get(merges, 2)), "he ll");
+    json_decref(meta);
+}
+
+Test(cli, vocab_import_spm_scores_types_and_prefix)
+{
+    char tok[512], cfg[512], gguf[512], args[2048];
+    snprintf(tok, sizeof tok, "%s/cli_%d_spm.tokenizer.json", RF_TMPDIR, (int)getpid());
+    snprintf(cfg, sizeof cfg, "%s/cli_%d_spm.config.json", RF_TMPDIR, (int)getpid());
+    snprintf(gguf, sizeof gguf, "%s/cli_%d_spm.gguf", RF_TMPDIR, (int)getpid());
+    write_json(tok, spm_tokenizer());
+    write_json(cfg, json_pack("{s:{s:s, s:s}, s:s, s:s, s:b, s:b}", "bos_token", "__type",
+                              "AddedToken", "content", "<s>", "eos_token", "</s>", "unk_token",
+                              "<unk>", "add_bos_token", 1, "add_eos_token", 0));
+    snprintf(args, sizeof args, "vocab import --arch llama --name tiny-spm '%s' '%s' '%s'", tok,
+             cfg, gguf);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    result_free(&r);
+
+    json_t *meta = inspect_metadata(gguf);
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "general.architecture")), "llama");
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "general.name")), "tiny-spm");
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.ggml.model")), "llama");
+    cr_assert_str_eq(json_string_value(json_object_get(meta, "tokenizer.ggml.pre")), "default");
+    json_t *types = meta_array(meta, "tokenizer.ggml.token_type");
+    json_t *scores = meta_array(meta, "tokenizer.ggml.scores");
+    cr_assert_eq(json_integer_value(json_array_get(types, 0)), 2, "<unk> is unknown");
+    cr_assert_eq(json_integer_value(json_array_get(types, 1)), 3, "<s> is control");
+    cr_assert_eq(json_integer_value(json_array_get(types, 3)), 6, "<0x00> is a byte");
+    cr_assert_eq(json_integer_value(json_array_get(types, 258)), 6, "<0xFF> is a byte");
+    cr_assert_eq(json_integer_value(json_array_get(types, 259)), 1, "▁ is normal");
+    /* score = -(rank of the merge that makes the token); pieces no merge
+     * makes get -(number of merges); the others 0 */
+    const struct {
+        int id;
+        double score;
+    } want[] = {{264, 0}, {265, -1}, {266, -2}, {267, -3}, {268, -4}, {269, -5},
+                {260, -6}, {259, -6}, {0, 0}, {1, 0}, {3, 0}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_float_eq(json_number_value(json_array_get(scores, want[i].id)), want[i].score,
+                           1e-9, "score of id %d", want[i].id);
+    cr_assert_eq(meta_int(meta, "tokenizer.ggml.bos_token_id"), 1);
+    cr_assert_eq(meta_int(meta, "tokenizer.ggml.eos_token_id"), 2);
+    cr_assert_eq(meta_int(meta, "tokenizer.ggml.unknown_token_id"), 0);
+    cr_assert(json_is_true(json_object_get(meta, "tokenizer.ggml.add_bos_token")));
+    cr_assert(json_is_true(json_object_get(meta, "tokenizer.ggml.add_space_prefix")));
+    json_decref(meta);
+
+    snprintf(args, sizeof args, "tokenize -m '%s'", gguf);
+    r = run_cli_input(args, "hello", 5);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "1 269\n", "BOS, then ▁hello");
+    result_free(&r);
+    snprintf(args, sizeof args, "detokenize -m '%s' --skip-special", gguf);
+    r = run_cli_input(args, "1 269", 5);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "hello", "the space prefix is dropped");
+    result_free(&r);
+    /* é is not in the vocabulary: byte fallback, and back */
+    snprintf(args, sizeof args, "tokenize --no-bos -m '%s' | '%s' detokenize -m '%s'", gguf, RF_BIN,
+             gguf);
+    r = run_cli_input(args, "h\xc3\xa9 hello", 9);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "h\xc3\xa9 hello");
+    result_free(&r);
+}
+
+Test(cli, tokenize_and_detokenize_imported_vocab)
+{
+    const char *gguf = import_byte_level("tok");
+    char args[2048];
+    snprintf(args, sizeof args, "tokenize --no-bos -m '%s'", gguf);
+    result_t r = run_cli_input(args, "hello hello", 11);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "259 260\n");
+    result_free(&r);
+
+    /* special tokens are text unless --special */
+    r = run_cli_input(args, "hello<|end|>", 12);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "259 60 124 101 110 100 124 62\n");
+    result_free(&r);
+    snprintf(args, sizeof args, "tokenize --special -m '%s'", gguf);
+    r = run_cli_input(args, "hello<|end|>", 12);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "259 261\n");
+    result_free(&r);
+
+    snprintf(args, sizeof args, "tokenize --json --no-bos -m '%s'", gguf);
+    r = run_cli_input(args, "hello hello", 11);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    json_error_t jerr;
+    json_t *root = json_loads(r.out, 0, &jerr);
+    cr_assert_not_null(root, "%s: %s", r.out, jerr.text);
+    cr_assert_eq(json_integer_value(json_object_get(root, "n_tokens")), 2);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(root, "pieces"), 1)),
+                     "\xc4\xa0hello");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(root, "text"), 1)), " hello");
+    json_decref(root);
+
+    /* detokenize takes the --json object, a JSON array, or a plain list */
+    char json_out[1024];
+    snprintf(json_out, sizeof json_out, "%s", r.out);
+    result_free(&r);
+    snprintf(args, sizeof args, "detokenize -m '%s'", gguf);
+    const char *inputs[] = {json_out, "[259, 260]", "259,260", " 259\n260\n"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        r = run_cli_input(args, inputs[i], strlen(inputs[i]));
+        cr_assert_eq(r.status, 0, "input %zu: %s", i, r.err);
+        cr_assert_str_eq(r.out, "hello hello", "input %zu", i);
+        result_free(&r);
+    }
+    r = run_cli_input(args, "259 261", 7);
+    cr_assert_str_eq(r.out, "hello<|end|>");
+    result_free(&r);
+    snprintf(args, sizeof args, "detokenize --skip-special -m '%s'", gguf);
+    r = run_cli_input(args, "259 261", 7);
+    cr_assert_str_eq(r.out, "hello");
+    result_free(&r);
+
+    /* bytes in, the same bytes out: UTF-8 the merges do not cover, emoji,
+     * a newline at the end */
+    const char text[] = "h\xc3\xa9llo \xf0\x9f\x98\x80 hello\n";
+    snprintf(args, sizeof args, "tokenize --no-bos -m '%s' | '%s' detokenize -m '%s'", gguf, RF_BIN,
+             gguf);
+    r = run_cli_input(args, text, sizeof text - 1);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, text);
+    result_free(&r);
+}
+
+Test(cli, tokenize_synth_model_round_trip)
+{
+    char args[2048];
+    const char *path = model_path("tok_tiny.gguf");
+    snprintf(args, sizeof args, "synth --shape tiny -q -o '%s'", path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    result_free(&r);
+    const char text[] = "The quick brown fox, 12345 \xe2\x80\x94 caf\xc3\xa9!\n";
+    snprintf(args, sizeof args, "tokenize --no-bos -m '%s' | '%s' detokenize -m '%s'", path, RF_BIN,
+             path);
+    r = run_cli_input(args, text, sizeof text - 1);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, text);
+    result_free(&r);
+    /* with BOS (the synthetic vocabulary adds it) the first id is BOS */
+    snprintf(args, sizeof args, "tokenize -m '%s'", path);
+    r = run_cli_input(args, "", 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_neq(r.out[0], '\n', "BOS is printed for empty text: '%s'", r.out);
+    result_free(&r);
+}
+
+Test(cli, tokenize_rejects_bad_usage_and_ids)
+{
+    result_t r = run_cli("tokenize");
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "-m"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("tokenize -m /nonexistent/v.gguf");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/nonexistent/v.gguf"), "%s", r.err);
+    result_free(&r);
+
+    const char *gguf = import_byte_level("bad");
+    char args[2048];
+    snprintf(args, sizeof args, "detokenize -m '%s'", gguf);
+    r = run_cli_input(args, "259 abc", 7);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "'abc'") && strstr(r.err, "id 2"), "%s", r.err);
+    result_free(&r);
+    r = run_cli_input(args, "259 99999", 9);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "99999") && strstr(r.err, "263 tokens"), "%s", r.err);
+    result_free(&r);
+    r = run_cli_input(args, "[259, \"x\"]", 10);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "id 2"), "%s", r.err);
+    result_free(&r);
+    r = run_cli_input(args, "[259,", 5);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "invalid JSON"), "%s", r.err);
+    result_free(&r);
+}
+
+/* Every failure: exit 1 (2 for usage), one line on stderr naming the file. */
+static void expect_import_error(const char *tok_path, const char *cfg_path, const char *needle1,
+                                const char *needle2)
+{
+    char args[2048];
+    snprintf(args, sizeof args, "vocab import '%s' %s%s%s '%s'", tok_path, cfg_path ? "'" : "",
+             cfg_path ? cfg_path : "", cfg_path ? "'" : "", model_path("never.gguf"));
+    result_t r = run_cli(args);
+    cr_expect_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+    cr_expect_eq(count_lines(r.err), 1, "%s", r.err);
+    cr_expect(strstr(r.err, "rocmforge: vocab: ") == r.err, "%s", r.err);
+    cr_expect(strstr(r.err, needle1) != NULL, "'%s' not in: %s", needle1, r.err);
+    cr_expect(needle2 == NULL || strstr(r.err, needle2) != NULL, "'%s' not in: %s", needle2, r.err);
+    result_free(&r);
+}
+
+Test(cli, vocab_import_bad_json_names_line_and_column)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/cli_%d_broken.tokenizer.json", RF_TMPDIR, (int)getpid());
+    write_text(path, "{\n  \"model\": {\n    \"type\": \"BPE\",\n    \"vocab\": {\"a\": 0,, \"b\": 1}\n  }\n}\n");
+    char where[600];
+    snprintf(where, sizeof where, "%s:4:", path);
+    expect_import_error(path, NULL, where, "invalid JSON");
+}
+
+Test(cli, vocab_import_unknown_regex_is_refused)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/cli_%d_regex.tokenizer.json", RF_TMPDIR, (int)getpid());
+    write_json(path, byte_level_tokenizer("\\p{L}+|\\p{N}+", false));
+    expect_import_error(path, NULL, "\\p{L}+|\\p{N}+", "supported: llama-bpe");
+}
+
+Test(cli, vocab_import_rejects_bad_input)
+{
+    char path[512], cfg[512];
+    snprintf(path, sizeof path, "%s/cli_%d_bad.tokenizer.json", RF_TMPDIR, (int)getpid());
+    snprintf(cfg, sizeof cfg, "%s/cli_%d_bad.config.json", RF_TMPDIR, (int)getpid());
+    expect_import_error("/nonexistent/tokenizer.json", NULL, "/nonexistent/tokenizer.json",
+                        "No such file");
+
+    json_t *t = byte_level_tokenizer(NULL, false);
+    json_object_set_new(json_object_get(t, "model"), "type", json_string("Unigram"));
+    write_json(path, t);
+    expect_import_error(path, NULL, "Unigram", "not supported");
+
+    t = byte_level_tokenizer(NULL, false);
+    json_array_append_new(json_object_get(json_object_get(t, "model"), "merges"),
+                          json_string("hello zz"));
+    write_json(path, t);
+    expect_import_error(path, NULL, "model.merges[5]", "\"zz\" is not in the vocabulary");
+
+    t = byte_level_tokenizer(NULL, false);
+    json_object_set_new(json_object_get(json_object_get(t, "model"), "vocab"), "dup",
+                        json_integer(7));
+    write_json(path, t);
+    expect_import_error(path, NULL, "id 7", "dup");
+
+    t = byte_level_tokenizer(NULL, false);
+    json_object_set_new(t, "normalizer", json_pack("{s:s}", "type", "Lowercase"));
+    write_json(path, t);
+    expect_import_error(path, NULL, "Lowercase", "llama-bpe");
+
+    write_json(path, byte_level_tokenizer(NULL, false));
+    write_json(cfg, json_pack("{s:s}", "bos_token", "<nope>"));
+    expect_import_error(path, cfg, "bos_token \"<nope>\" is not in the vocabulary", cfg);
+    write_json(cfg, json_pack("{s:i}", "add_bos_token", 1));
+    expect_import_error(path, cfg, "add_bos_token is a number", "expected true or false");
+
+    char args[2048];
+    snprintf(args, sizeof args, "vocab import '%s' '%s'", path, cfg);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 2, "the output would overwrite a JSON input: %s", r.err);
+    cr_assert(strstr(r.err, "last argument"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("vocab import only-one.json");
+    cr_assert_eq(r.status, 2);
+    result_free(&r);
+    r = run_cli("vocab export x");
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "'export'"), "%s", r.err);
+    result_free(&r);
+}
+
+/* ---- chat ---- */
+
+Test(cli, chat_renders_with_named_family_and_refuses_unknown_template)
+{
+    char args[1024];
+    const char *path = model_path("chat_tiny.gguf");
+    snprintf(args, sizeof args, "synth --shape tiny --type q8_0 -q -o '%s'", path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    result_free(&r);
+    const char *messages = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                           "{\"role\":\"user\",\"content\":\"2+2?\"}]";
+
+    /* The synthetic model has no chat template: the error names the flag. */
+    snprintf(args, sizeof args, "chat -m '%s'", path);
+    r = run_cli_input(args, messages, strlen(messages));
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "--chat-template"), "%s", r.err);
+    cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+    result_free(&r);
+
+    snprintf(args, sizeof args, "chat --chat-template chatml -m '%s'", path);
+    r = run_cli_input(args, messages, strlen(messages));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?"
+                            "<|im_end|>\n<|im_start|>assistant\n");
+    result_free(&r);
+
+    snprintf(args, sizeof args, "chat --chat-template llama3 --no-generation-prompt -m '%s'", path);
+    r = run_cli_input(args, messages + 0, strlen(messages));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                            "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+                            "2+2?<|eot_id|>");
+    result_free(&r);
+
+    /* --ids parses the special tokens the template wrote: BOS first. */
+    snprintf(args, sizeof args, "chat --chat-template llama3 --ids -m '%s'", path);
+    r = run_cli_input(args, messages, strlen(messages));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strncmp(r.out, "507 509 ", 8) == 0, "BOS then <|start_header_id|>: %s", r.out);
+    result_free(&r);
+
+    snprintf(args, sizeof args, "chat --chat-template vicuna -m '%s'", path);
+    r = run_cli_input(args, messages, strlen(messages));
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "vicuna"), "%s", r.err);
+    result_free(&r);
+
+    snprintf(args, sizeof args, "chat --chat-template chatml -m '%s'", path);
+    r = run_cli_input(args, "[{\"role\":\"user\"}]", 17);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "message 0"), "%s", r.err);
+    result_free(&r);
+    r = run_cli_input(args, "[{\"role\":\"user\", ", 17);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "line 1"), "%s", r.err);
+    result_free(&r);
+}
