@@ -7,6 +7,10 @@
 #ifndef RF_CLI_H
 #define RF_CLI_H
 
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
 enum { RF_EXIT_OK = 0, RF_EXIT_FAIL = 1, RF_EXIT_USAGE = 2 };
 
 int rf__cmd_inspect(int argc, char **argv);
@@ -16,6 +20,20 @@ int rf__cmd_tokenize(int argc, char **argv);
 int rf__cmd_detokenize(int argc, char **argv);
 int rf__cmd_bench(int argc, char **argv);
 int rf__cmd_chat(int argc, char **argv);
+int rf__cmd_generate(int argc, char **argv);
+int rf__cmd_score(int argc, char **argv);
+int rf__cmd_quantize(int argc, char **argv);
+
+/* JSON string of arbitrary bytes (invalid UTF-8 bytes become U+FFFD), and
+ * an unsigned integer that stays exact above 2^63 (as a string). NULL on
+ * allocation failure. */
+json_t *rf__json_from_bytes(const char *s, size_t len);
+json_t *rf__json_u64(uint64_t x);
+
+/* Open path's tokenizer (the GGUF is closed again); on failure print
+ * "rocmforge: CMD: ..." and return the error. */
+struct rf_tokenizer;
+int rf__cli_open_tokenizer(const char *cmd, const char *path, struct rf_tokenizer **tok);
 
 /* Print "rocmforge: CMD: message" plus newline to stderr. */
 void rf__cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,18 +15,25 @@
 
 #include "cli.h"
 #include "gguf.h"
+#include "engine.h"
 #include "tokenizer.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: rocmforge bench tokenize -m VOCAB.gguf [options] FILE...\n"
+            "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N]\n"
             "\n"
             "Benchmarks. 'tokenize' encodes each text file whole on one thread, again and\n"
             "again for at least --seconds, and prints MB/s (10^6 bytes of input per\n"
             "second, median pass), tokens/s and bytes per token.\n"
             "\n"
             "options:\n"
+            "'cpu' times the CPU engine on one sequence: a prompt of -p tokens (default\n"
+            "128) in one forward pass, then -n generated tokens (default 128) one pass\n"
+            "each (greedy on the logits, so no sampler cost), and prints tokens/s of each,\n"
+            "the median of --reps runs (default 3).\n"
+            "\n"
             "  -m, --model FILE    model or vocab-only GGUF whose tokenizer to use\n"
             "      --seconds S     time per file (default 2)\n"
             "      --special       recognise special tokens written in the text\n"
@@ -121,17 +128,9 @@ static int bench_tokenize(int argc, char **argv)
         rf__cli_error("bench", "tokenize needs -m VOCAB.gguf and at least one text file");
         return RF_EXIT_USAGE;
     }
-    rf_err_t err = {0};
-    rf_gguf_t *g = NULL;
     rf_tokenizer_t *tok = NULL;
-    int rc = rf_gguf_open(&g, model, &err);
-    if (rc == 0)
-        rc = rf_tokenizer_open(&tok, g, &err);
-    rf_gguf_close(g);
-    if (rc < 0) {
-        rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
+    if (rf__cli_open_tokenizer("bench", model, &tok) < 0)
         return RF_EXIT_FAIL;
-    }
     printf("tokenizer: %s (%s%s%s), one thread, >= %.1f s per file\n", model,
            rf_tokenizer_kind(tok) == RF_TOKENIZER_SPM ? "llama/SPM" : "gpt2/BPE",
            rf_tokenizer_kind(tok) == RF_TOKENIZER_BPE ? ", pre " : "",
@@ -143,7 +142,7 @@ static int bench_tokenize(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         char *text = NULL;
         size_t len = 0;
-        rc = read_file(argv[i], &text, &len);
+        int rc = read_file(argv[i], &text, &len);
         if (rc < 0) {
             rf__cli_error("bench", "%s: %s", argv[i], rf_strerror(rc));
             status = RF_EXIT_FAIL;
@@ -182,6 +181,128 @@ static int bench_tokenize(int argc, char **argv)
     return status;
 }
 
+static int argmax(const float *x, uint32_t n)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return (int)best;
+}
+
+static int bench_cpu(int argc, char **argv)
+{
+    const char *model = NULL;
+    long n_prompt = 128, n_gen = 128, threads = 0, reps = 3;
+    static const struct option long_options[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"prompt", required_argument, NULL, 'p'},
+        {"gen", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},
+        {"reps", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:r:h", long_options, NULL)) != -1) {
+        long *target = NULL;
+        long lo = 1, hi = 1 << 20;
+        switch (c) {
+        case 'm': model = optarg; continue;
+        case 'p': target = &n_prompt; break;
+        case 'n': target = &n_gen; lo = 0; break;
+        case 't': target = &threads; hi = 1024; break;
+        case 'r': target = &reps; hi = 100; break;
+        case 'h': usage(stdout); return RF_EXIT_OK;
+        default:
+            rf__cli_error("bench", "unknown or incomplete option '%s'; see 'rocmforge bench --help'",
+                          argv[optind - 1]);
+            return RF_EXIT_USAGE;
+        }
+        char *end;
+        long v = strtol(optarg, &end, 10);
+        if (*optarg == '\0' || *end != '\0' || v < lo || v > hi) {
+            rf__cli_error("bench", "bad value '%s' for %s", optarg, argv[optind - 1]);
+            return RF_EXIT_USAGE;
+        }
+        *target = v;
+    }
+    if (model == NULL || optind != argc) {
+        rf__cli_error("bench", "cpu needs -m MODEL.gguf; see 'rocmforge bench --help'");
+        return RF_EXIT_USAGE;
+    }
+    rf_err_t err = {0};
+    rf_engine_t *e = NULL;
+    rf_engine_options_t opt = {.n_threads = (int)threads, .n_ctx = (uint32_t)(n_prompt + n_gen + 1),
+                               .max_seqs = 1, .no_tokenizer = true};
+    int rc = rf_engine_open(&e, model, &opt, &err);
+    if (rc < 0) {
+        rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
+        return RF_EXIT_FAIL;
+    }
+    uint32_t n_vocab = rf_engine_hparams(e)->n_vocab;
+    int32_t *tokens = malloc((size_t)n_prompt * sizeof *tokens);
+    int32_t *pos = malloc((size_t)n_prompt * sizeof *pos);
+    int32_t *seq = calloc((size_t)n_prompt, sizeof *seq);
+    double *prompt_s = calloc((size_t)reps, sizeof *prompt_s);
+    double *gen_s = calloc((size_t)reps, sizeof *gen_s);
+    int status = RF_EXIT_FAIL;
+    if (tokens == NULL || pos == NULL || seq == NULL || prompt_s == NULL || gen_s == NULL)
+        goto done;
+    /* A fixed pseudo-random prompt: weights are random too, and the cost of
+     * a forward pass does not depend on which ids it sees. */
+    for (long i = 0; i < n_prompt; i++) {
+        tokens[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % n_vocab);
+        pos[i] = (int32_t)i;
+    }
+    for (long r = 0; r < reps; r++) {
+        rf_engine_seq_truncate(e, 0, 0);
+        rf_batch_t batch = {.n_tokens = (uint32_t)n_prompt, .tokens = tokens, .positions = pos,
+                            .seq_ids = seq, .logits = NULL};
+        double t0 = now_seconds();
+        rc = rf_engine_eval(e, &batch, &err);
+        prompt_s[r] = now_seconds() - t0;
+        if (rc < 0)
+            break;
+        int32_t next = argmax(rf_engine_logits(e, (uint32_t)(n_prompt - 1)), n_vocab);
+        t0 = now_seconds();
+        for (long i = 0; i < n_gen && rc == 0; i++) {
+            int32_t p = (int32_t)(n_prompt + i), s0 = 0;
+            rf_batch_t one = {.n_tokens = 1, .tokens = &next, .positions = &p, .seq_ids = &s0,
+                              .logits = NULL};
+            rc = rf_engine_eval(e, &one, &err);
+            if (rc == 0)
+                next = argmax(rf_engine_logits(e, 0), n_vocab);
+        }
+        gen_s[r] = now_seconds() - t0;
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0) {
+        rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
+        goto done;
+    }
+    qsort(prompt_s, (size_t)reps, sizeof *prompt_s, compare_double);
+    qsort(gen_s, (size_t)reps, sizeof *gen_s, compare_double);
+    double pm = prompt_s[reps / 2], gm = gen_s[reps / 2];
+    printf("model: %s, %d threads, CPU, median of %ld runs\n", model, rf_engine_n_threads(e), reps);
+    printf("%-12s %8s %10s %10s\n", "phase", "tokens", "seconds", "tokens/s");
+    printf("%-12s %8ld %10.3f %10.2f\n", "prompt", n_prompt, pm, (double)n_prompt / pm);
+    if (n_gen > 0)
+        printf("%-12s %8ld %10.3f %10.2f\n", "generation", n_gen, gm, (double)n_gen / gm);
+    status = RF_EXIT_OK;
+done:
+    free(tokens);
+    free(pos);
+    free(seq);
+    free(prompt_s);
+    free(gen_s);
+    rf_engine_close(e);
+    return status;
+}
+
 int rf__cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -190,6 +311,8 @@ int rf__cmd_bench(int argc, char **argv)
     }
     if (strcmp(argv[1], "tokenize") == 0)
         return bench_tokenize(argc - 1, argv + 1);
-    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize", argv[1]);
+    if (strcmp(argv[1], "cpu") == 0)
+        return bench_cpu(argc - 1, argv + 1);
+    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu", argv[1]);
     return RF_EXIT_USAGE;
 }

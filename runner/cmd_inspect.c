@@ -207,51 +207,6 @@ static int print_text(const char *path, const rf_gguf_t *g, const inspect_option
 
 /* ---- JSON ---- */
 
-/* jansson needs valid UTF-8: replace each invalid byte with U+FFFD. */
-static json_t *json_from_bytes(const char *s, uint64_t len)
-{
-    json_t *j = json_stringn(s, (size_t)len);
-    if (j != NULL)
-        return j;
-    char *clean = malloc((size_t)len * 3 + 1);
-    if (clean == NULL)
-        return NULL;
-    size_t out = 0;
-    for (uint64_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = need > 0 && i + need <= len;
-        for (size_t k = 1; ok && k < need; k++)
-            ok = ((unsigned char)s[i + k] >> 6) == 2;
-        if (ok && need > 1) {
-            json_t *probe = json_stringn(s + i, need);
-            ok = probe != NULL; /* rejects overlong forms and surrogates */
-            json_decref(probe);
-        }
-        if (ok) {
-            memcpy(clean + out, s + i, need);
-            out += need;
-            i += need;
-        } else {
-            memcpy(clean + out, "\xef\xbf\xbd", 3);
-            out += 3;
-            i += 1;
-        }
-    }
-    j = json_stringn(clean, out);
-    free(clean);
-    return j;
-}
-
-static json_t *json_u64(uint64_t x)
-{
-    if (x <= (uint64_t)INT64_MAX)
-        return json_integer((json_int_t)x);
-    char buf[24];
-    snprintf(buf, sizeof buf, "%" PRIu64, x);
-    return json_string(buf);
-}
-
 static json_t *json_value(const rf_gguf_value_t *v, const inspect_options_t *o);
 
 static json_t *json_array_values(const rf_gguf_value_t *v, const inspect_options_t *o)
@@ -267,7 +222,7 @@ static json_t *json_array_values(const rf_gguf_value_t *v, const inspect_options
         } else if (et == RF_GGUF_STRING) {
             rf_gguf_str_t s;
             rf_gguf_arr_str(v, i, &s);
-            e = json_from_bytes(s.data, s.len);
+            e = rf__json_from_bytes(s.data, s.len);
         } else if (et == RF_GGUF_FLOAT32 || et == RF_GGUF_FLOAT64) {
             double x = 0;
             rf_gguf_arr_f64(v, i, &x);
@@ -279,7 +234,7 @@ static json_t *json_array_values(const rf_gguf_value_t *v, const inspect_options
         } else if (et == RF_GGUF_UINT64) {
             uint64_t x;
             memcpy(&x, v->v.arr.data + i * 8, 8);
-            e = json_u64(x);
+            e = rf__json_u64(x);
         } else {
             int64_t x = 0;
             rf_gguf_arr_i64(v, i, &x);
@@ -295,7 +250,7 @@ static json_t *json_value(const rf_gguf_value_t *v, const inspect_options_t *o)
 {
     switch (v->type) {
     case RF_GGUF_UINT8: case RF_GGUF_UINT16: case RF_GGUF_UINT32: case RF_GGUF_UINT64:
-        return json_u64(v->v.u64);
+        return rf__json_u64(v->v.u64);
     case RF_GGUF_INT8: case RF_GGUF_INT16: case RF_GGUF_INT32: case RF_GGUF_INT64:
         return json_integer((json_int_t)v->v.i64);
     case RF_GGUF_FLOAT32: case RF_GGUF_FLOAT64:
@@ -303,10 +258,10 @@ static json_t *json_value(const rf_gguf_value_t *v, const inspect_options_t *o)
     case RF_GGUF_BOOL:
         return json_boolean(v->v.u64 != 0);
     case RF_GGUF_STRING:
-        return json_from_bytes(v->v.str.data, v->v.str.len);
+        return rf__json_from_bytes(v->v.str.data, v->v.str.len);
     case RF_GGUF_ARRAY:
         return json_pack("{s:s, s:o, s:o}", "elem_type", rf_gguf_type_name(v->v.arr.elem_type),
-                         "n", json_u64(v->v.arr.n), "values", json_array_values(v, o));
+                         "n", rf__json_u64(v->v.arr.n), "values", json_array_values(v, o));
     default:
         return json_null();
     }
@@ -315,17 +270,17 @@ static json_t *json_value(const rf_gguf_value_t *v, const inspect_options_t *o)
 static int print_json(const char *path, const rf_gguf_t *g, const inspect_options_t *o)
 {
     json_t *root = json_object();
-    json_object_set_new(root, "file", json_from_bytes(path, strlen(path)));
+    json_object_set_new(root, "file", rf__json_from_bytes(path, strlen(path)));
     json_object_set_new(root, "version", json_integer(rf_gguf_version(g)));
-    json_object_set_new(root, "file_size", json_u64(rf_gguf_file_size(g)));
+    json_object_set_new(root, "file_size", rf__json_u64(rf_gguf_file_size(g)));
     json_object_set_new(root, "alignment", json_integer(rf_gguf_alignment(g)));
-    json_object_set_new(root, "data_offset", json_u64(rf_gguf_data_offset(g)));
+    json_object_set_new(root, "data_offset", rf__json_u64(rf_gguf_data_offset(g)));
 
     json_t *meta = json_array();
     for (uint64_t i = 0; i < rf_gguf_n_kv(g); i++) {
         const rf_gguf_kv_t *kv = rf_gguf_kv_at(g, i);
         json_array_append_new(meta, json_pack("{s:o, s:s, s:o}", "key",
-                                              json_from_bytes(kv->key.data, kv->key.len), "type",
+                                              rf__json_from_bytes(kv->key.data, kv->key.len), "type",
                                               rf_gguf_type_name(kv->value.type), "value",
                                               json_value(&kv->value, o)));
     }
@@ -336,13 +291,13 @@ static int print_json(const char *path, const rf_gguf_t *g, const inspect_option
         const rf_gguf_tensor_t *t = rf_gguf_tensor_at(g, i);
         json_t *shape = json_array();
         for (uint32_t d = 0; d < t->n_dims; d++)
-            json_array_append_new(shape, json_u64(t->ne[d]));
+            json_array_append_new(shape, rf__json_u64(t->ne[d]));
         json_array_append_new(tensors,
                               json_pack("{s:o, s:s, s:o, s:o, s:o, s:o}", "name",
-                                        json_from_bytes(t->name.data, t->name.len), "type",
+                                        rf__json_from_bytes(t->name.data, t->name.len), "type",
                                         rf_type_name(t->type), "shape", shape, "n_elements",
-                                        json_u64(t->n_elements), "bytes", json_u64(t->n_bytes),
-                                        "offset", json_u64(t->offset)));
+                                        rf__json_u64(t->n_elements), "bytes", rf__json_u64(t->n_bytes),
+                                        "offset", rf__json_u64(t->offset)));
     }
     json_object_set_new(root, "tensors", tensors);
     int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));

@@ -34,60 +34,6 @@ static int read_stdin(rf_bytes_t *out)
     return ferror(stdin) ? -EIO : 0;
 }
 
-static int open_tokenizer(const char *cmd, const char *path, rf_tokenizer_t **tok)
-{
-    rf_gguf_t *g = NULL;
-    rf_err_t err = {0};
-    int rc = rf_gguf_open(&g, path, &err);
-    if (rc < 0) {
-        rf__cli_error(cmd, "%s", err.msg[0] ? err.msg : rf_strerror(rc));
-        return rc;
-    }
-    rc = rf_tokenizer_open(tok, g, &err);
-    rf_gguf_close(g);
-    if (rc < 0)
-        rf__cli_error(cmd, "%s: %s", path, err.msg[0] ? err.msg : rf_strerror(rc));
-    return rc;
-}
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (len == 0 || s[0] > 0xf4 || n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-        return 0; /* overlong, surrogate, or past U+10FFFF */
-    return len;
-}
-
-/* A JSON string of bytes that may not be UTF-8 (a byte token's text):
- * each byte outside a valid sequence becomes U+FFFD. */
-static json_t *json_text(const char *data, size_t len)
-{
-    rf_bytes_t clean = {0};
-    const unsigned char *s = (const unsigned char *)data;
-    size_t i = 0;
-    while (i < len) {
-        size_t k = utf8_sequence(s + i, len - i);
-        int rc = k ? rf_bytes_append(&clean, s + i, k) : rf_bytes_append(&clean, "\xef\xbf\xbd", 3);
-        if (rc < 0) {
-            rf_bytes_free(&clean);
-            return NULL;
-        }
-        i += k ? k : 1;
-    }
-    json_t *j = json_stringn(clean.data ? clean.data : "", clean.len);
-    rf_bytes_free(&clean);
-    return j;
-}
-
 /* ---- tokenize ---- */
 
 static void tokenize_usage(FILE *out)
@@ -126,8 +72,8 @@ static int print_json(const rf_tokenizer_t *tok, const rf_tokens_t *ids)
         if (rf_tokenizer_token_bytes(tok, ids->ids[i], &bytes) < 0)
             goto out;
         if (json_array_append_new(jids, json_integer(ids->ids[i])) < 0 ||
-            json_array_append_new(pieces, json_text(piece ? piece : "", piece ? strlen(piece) : 0)) < 0 ||
-            json_array_append_new(texts, json_text(bytes.data ? bytes.data : "", bytes.len)) < 0)
+            json_array_append_new(pieces, rf__json_from_bytes(piece ? piece : "", piece ? strlen(piece) : 0)) < 0 ||
+            json_array_append_new(texts, rf__json_from_bytes(bytes.data ? bytes.data : "", bytes.len)) < 0)
             goto out;
     }
     if (json_object_set_new(root, "n_tokens", json_integer((json_int_t)ids->n)) < 0 ||
@@ -189,7 +135,7 @@ int rf__cmd_tokenize(int argc, char **argv)
         return RF_EXIT_USAGE;
     }
     rf_tokenizer_t *tok = NULL;
-    if (open_tokenizer("tokenize", model, &tok) < 0)
+    if (rf__cli_open_tokenizer("tokenize", model, &tok) < 0)
         return RF_EXIT_FAIL;
     rf_bytes_t text = {0};
     rf_tokens_t ids = {0};
@@ -349,7 +295,7 @@ int rf__cmd_detokenize(int argc, char **argv)
         return RF_EXIT_USAGE;
     }
     rf_tokenizer_t *tok = NULL;
-    if (open_tokenizer("detokenize", model, &tok) < 0)
+    if (rf__cli_open_tokenizer("detokenize", model, &tok) < 0)
         return RF_EXIT_FAIL;
     opt.strip_leading_space = rf_tokenizer_kind(tok) == RF_TOKENIZER_SPM;
     rf_bytes_t input = {0}, text = {0};

@@ -23,8 +23,11 @@ static const command_t commands[] = {
     {"vocab", rf__cmd_vocab, "vocab import: a Hugging Face tokenizer.json to a vocab-only GGUF"},
     {"tokenize", rf__cmd_tokenize, "print the token ids of the text on stdin"},
     {"detokenize", rf__cmd_detokenize, "print the text of the token ids on stdin"},
+    {"generate", rf__cmd_generate, "generate a completion on the CPU, streamed to stdout"},
+    {"score", rf__cmd_score, "log-likelihood of a continuation after a context"},
     {"chat", rf__cmd_chat, "render chat messages with the model's chat template"},
-    {"bench", rf__cmd_bench, "benchmarks: bench tokenize (MB/s of the tokenizer)"},
+    {"quantize", rf__cmd_quantize, "convert a GGUF model's weights to another type"},
+    {"bench", rf__cmd_bench, "benchmarks: bench tokenize (tokenizer MB/s), bench cpu (engine tokens/s)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

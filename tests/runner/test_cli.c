@@ -785,3 +785,245 @@ Test(cli, chat_renders_with_named_family_and_refuses_unknown_template)
     cr_assert(strstr(r.err, "line 1"), "%s", r.err);
     result_free(&r);
 }
+
+/* ---- quantize ---- */
+
+#include <math.h>
+
+#include "gguf.h"
+#include "quant.h"
+
+static const char *tensor_type_name(const rf_gguf_t *g, const char *name)
+{
+    const rf_gguf_tensor_t *t = rf_gguf_find_tensor(g, name);
+    cr_assert_not_null(t, "tensor %s missing", name);
+    return rf_type_name(t->type);
+}
+
+static float f32_at(const rf_gguf_tensor_t *t, uint64_t i)
+{
+    float x;
+    memcpy(&x, (const uint8_t *)t->data + 4 * i, 4);
+    return x;
+}
+
+/* Largest error allowed for element i of a row quantized with type, from the
+ * values of its block: half a quantization step, plus the rounding of the
+ * fp16 scales (and, for Q4_K, of the 6-bit sub-block scales and mins, which
+ * can move a step by up to one part in 63 of the super-block's range). */
+static double allowed_error(int type, const rf_gguf_tensor_t *t, uint64_t i)
+{
+    uint64_t block = rf_type_traits(type)->block_size;
+    uint64_t b0 = i / block * block;
+    double lo = INFINITY, hi = -INFINITY, amax = 0;
+    for (uint64_t j = b0; j < b0 + block; j++) {
+        double x = f32_at(t, j);
+        lo = fmin(lo, x);
+        hi = fmax(hi, x);
+        amax = fmax(amax, fabs(x));
+    }
+    if (type == RF_TYPE_Q8_0)
+        return 0.5 * amax / 127 * 1.001 + amax * 128 / 2048.0 + 1e-7;
+    /* Q4_K: a 4-bit step over the sub-block range, scales and mins on a 6-bit
+     * grid of the super-block range */
+    double range = hi - lo;
+    return range / 15 + range / 63 + 1e-6;
+}
+
+/* Quantize ref (F32) to type, dequantize back with --type f32, and compare
+ * every 2-D tensor with the original element by element. Returns the RMS
+ * error relative to the RMS of the values, over all converted tensors. */
+static double round_trip(const char *ref_path, int type, const char *tag)
+{
+    char args[2048], q_path[512], back_path[520];
+    snprintf(q_path, sizeof q_path, "%s", model_path(tag));
+    snprintf(back_path, sizeof back_path, "%s.f32", q_path);
+    snprintf(args, sizeof args, "quantize '%s' '%s' --type %s", ref_path, q_path,
+             rf_type_name(type));
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "quantize: %s", r.err);
+    cr_assert(strstr(r.err, "16 of 21 tensors converted"), "%s", r.err);
+    result_free(&r);
+    snprintf(args, sizeof args, "quantize -q --type f32 '%s' '%s'", q_path, back_path);
+    r = run_cli(args);
+    cr_assert_eq(r.status, 0, "dequantize: %s", r.err);
+    cr_assert_str_eq(r.err, "", "--quiet prints nothing");
+    result_free(&r);
+
+    rf_err_t err = {0};
+    rf_gguf_t *ref = NULL, *q = NULL, *back = NULL;
+    cr_assert_eq(rf_gguf_open(&ref, ref_path, &err), 0, "%s", err.msg);
+    cr_assert_eq(rf_gguf_open(&q, q_path, &err), 0, "%s", err.msg);
+    cr_assert_eq(rf_gguf_open(&back, back_path, &err), 0, "%s", err.msg);
+
+    /* metadata: every key copied, general.file_type set to llama.cpp's value */
+    uint32_t file_type = 99;
+    cr_assert_eq(rf_gguf_get_u32(q, "general.file_type", &file_type), 0);
+    cr_assert_eq(file_type, type == RF_TYPE_Q8_0 ? 7u : 14u);
+    cr_assert_eq(rf_gguf_get_u32(back, "general.file_type", &file_type), 0);
+    cr_assert_eq(file_type, 0u);
+    for (uint64_t i = 0; i < rf_gguf_n_kv(ref); i++) {
+        const rf_gguf_kv_t *kv = rf_gguf_kv_at(ref, i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.data);
+        const rf_gguf_kv_t *copy = rf_gguf_find_kv(q, key);
+        cr_assert_not_null(copy, "key %s not copied", key);
+        cr_assert_eq(copy->value.type, kv->value.type, "key %s", key);
+        if (kv->value.type == RF_GGUF_ARRAY)
+            cr_assert_eq(copy->value.v.arr.n, kv->value.v.arr.n, "key %s", key);
+    }
+    const rf_gguf_value_t *tokens = NULL;
+    cr_assert_eq(rf_gguf_get_arr(q, "tokenizer.ggml.tokens", RF_GGUF_STRING, &tokens), 0);
+    rf_gguf_str_t tok;
+    cr_assert_eq(rf_gguf_arr_str(tokens, 300, &tok), 0);
+
+    cr_assert_eq(rf_gguf_n_tensors(q), rf_gguf_n_tensors(ref));
+    cr_assert_eq(rf_gguf_n_tensors(back), rf_gguf_n_tensors(ref));
+    double sum_err2 = 0, sum_x2 = 0;
+    uint64_t n_changed = 0;
+    for (uint64_t ti = 0; ti < rf_gguf_n_tensors(ref); ti++) {
+        const rf_gguf_tensor_t *a = rf_gguf_tensor_at(ref, ti);
+        const rf_gguf_tensor_t *qt = rf_gguf_tensor_at(q, ti);
+        const rf_gguf_tensor_t *b = rf_gguf_tensor_at(back, ti);
+        cr_assert(a->name.len == b->name.len && memcmp(a->name.data, b->name.data, a->name.len) == 0);
+        cr_assert_eq(b->n_dims, a->n_dims);
+        for (int d = 0; d < RF_GGUF_MAX_DIMS; d++) {
+            cr_assert_eq(qt->ne[d], a->ne[d], "%.*s dim %d", (int)a->name.len, a->name.data, d);
+            cr_assert_eq(b->ne[d], a->ne[d]);
+        }
+        cr_assert_eq(b->type, RF_TYPE_F32);
+        if (a->n_dims == 1) {
+            /* norms stay F32, bit for bit */
+            cr_assert_eq(qt->type, RF_TYPE_F32);
+            cr_assert_eq(memcmp(a->data, qt->data, a->n_bytes), 0);
+            continue;
+        }
+        cr_assert_eq(qt->type, type, "%.*s is %s", (int)a->name.len, a->name.data,
+                     rf_type_name(qt->type));
+        uint64_t row_bytes = 0;
+        cr_assert_eq(rf_type_row_bytes(type, a->n_elements, &row_bytes), 0);
+        cr_assert_eq(qt->n_bytes, row_bytes);
+        for (uint64_t i = 0; i < a->n_elements; i++) {
+            double x = f32_at(a, i), y = f32_at(b, i), e = fabs(x - y);
+            cr_assert(e <= allowed_error(type, a, i),
+                      "%.*s element %llu: %g came back as %g (%s)", (int)a->name.len,
+                      a->name.data, (unsigned long long)i, x, y, rf_type_name(type));
+            sum_err2 += e * e;
+            sum_x2 += x * x;
+            n_changed += x != y;
+        }
+    }
+    cr_assert_gt(n_changed, 0, "%s changed no value: nothing was quantized", rf_type_name(type));
+    rf_gguf_close(ref);
+    rf_gguf_close(q);
+    rf_gguf_close(back);
+    return sqrt(sum_err2 / sum_x2);
+}
+
+Test(cli, quantize_round_trip_within_type_error, .timeout = 120)
+{
+    char args[1024];
+    const char *path = model_path("q_ref.gguf");
+    char ref_path[512];
+    snprintf(ref_path, sizeof ref_path, "%s", path);
+    snprintf(args, sizeof args, "synth --shape tiny --type f32 --seed 7 -q -o '%s'", ref_path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    result_free(&r);
+
+    double rel_q8 = round_trip(ref_path, RF_TYPE_Q8_0, "q_q8_0.gguf");
+    double rel_q4 = round_trip(ref_path, RF_TYPE_Q4_K, "q_q4_k.gguf");
+    /* 8 bits: well under 1 % RMS; 4 bits: a few percent, and clearly worse */
+    cr_assert_lt(rel_q8, 0.01, "Q8_0 relative RMS error %g", rel_q8);
+    cr_assert_lt(rel_q4, 0.12, "Q4_K relative RMS error %g", rel_q4);
+    cr_assert_gt(rel_q4, 2 * rel_q8, "Q4_K %g vs Q8_0 %g", rel_q4, rel_q8);
+}
+
+/* A file the synth command would never write: odd row lengths and an F16
+ * norm, to check the fallbacks the CLI reference promises. */
+static void write_odd_model(const char *path)
+{
+    rf_gguf_writer_t *w = NULL;
+    cr_assert_eq(rf_gguf_writer_open(&w), 0);
+    cr_assert_eq(rf_gguf_writer_set_str(w, "general.architecture", "llama"), 0);
+    cr_assert_eq(rf_gguf_writer_set_u32(w, "general.file_type", 1), 0);
+    static float wide[256 * 2], narrow[96 * 4];
+    static rf_fp16_t norm[64];
+    for (int i = 0; i < 256 * 2; i++)
+        wide[i] = sinf((float)i);
+    for (int i = 0; i < 96 * 4; i++)
+        narrow[i] = cosf((float)i);
+    for (int i = 0; i < 64; i++)
+        norm[i] = rf_fp32_to_fp16(1.0f + (float)i / 64);
+    uint64_t ne_wide[] = {256, 2}, ne_narrow[] = {96, 4}, ne_norm[] = {64};
+    cr_assert_eq(rf_gguf_writer_add_tensor(w, "wide.weight", RF_TYPE_F32, 2, ne_wide, wide), 0);
+    cr_assert_eq(rf_gguf_writer_add_tensor(w, "narrow.weight", RF_TYPE_F32, 2, ne_narrow, narrow), 0);
+    cr_assert_eq(rf_gguf_writer_add_tensor(w, "norm.weight", RF_TYPE_F16, 1, ne_norm, norm), 0);
+    rf_err_t err = {0};
+    cr_assert_eq(rf_gguf_writer_write(w, path, NULL, NULL, &err), 0, "%s", err.msg);
+    rf_gguf_writer_close(w);
+}
+
+Test(cli, quantize_keeps_tensors_that_do_not_fit_and_names_them)
+{
+    char args[2048], in_path[512], out_path[512];
+    snprintf(in_path, sizeof in_path, "%s", model_path("odd.gguf"));
+    snprintf(out_path, sizeof out_path, "%s", model_path("odd_q4_k.gguf"));
+    write_odd_model(in_path);
+
+    snprintf(args, sizeof args, "quantize '%s' '%s' --type q4_k", in_path, out_path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "note: tensor 'narrow.weight' keeps type F32"), "%s", r.err);
+    cr_assert(strstr(r.err, "1 kept their type"), "%s", r.err);
+    result_free(&r);
+    rf_err_t err = {0};
+    rf_gguf_t *g = NULL;
+    cr_assert_eq(rf_gguf_open(&g, out_path, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(tensor_type_name(g, "wide.weight"), "Q4_K");
+    cr_assert_str_eq(tensor_type_name(g, "narrow.weight"), "F32");
+    cr_assert_str_eq(tensor_type_name(g, "norm.weight"), "F32", "1-D tensors become F32");
+    const rf_gguf_tensor_t *norm = rf_gguf_find_tensor(g, "norm.weight");
+    cr_assert_float_eq(f32_at(norm, 63), 1.0f + 63.0f / 64, 1e-3);
+    rf_gguf_close(g);
+
+    /* --keep-1d leaves the F16 norm alone; Q8_0's 32-block fits all rows */
+    snprintf(args, sizeof args, "quantize --keep-1d -t q8_0 '%s' '%s'", in_path, out_path);
+    r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_null(strstr(r.err, "note:"), "%s", r.err);
+    result_free(&r);
+    cr_assert_eq(rf_gguf_open(&g, out_path, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(tensor_type_name(g, "narrow.weight"), "Q8_0");
+    cr_assert_str_eq(tensor_type_name(g, "norm.weight"), "F16");
+    rf_gguf_close(g);
+
+    /* --strict makes the misfit an error that names the tensor; no output */
+    snprintf(out_path, sizeof out_path, "%s", model_path("odd_strict.gguf"));
+    snprintf(args, sizeof args, "quantize --strict -t q4_k '%s' '%s'", in_path, out_path);
+    r = run_cli(args);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "'narrow.weight'") && strstr(r.err, "96"), "%s", r.err);
+    cr_assert_neq(access(out_path, F_OK), 0, "no output file after an error");
+    result_free(&r);
+}
+
+Test(cli, quantize_rejects_bad_usage)
+{
+    result_t r = run_cli("quantize a.gguf b.gguf");
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "--type"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("quantize a.gguf b.gguf --type q9_9");
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "q9_9"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("quantize /nonexistent/in.gguf /tmp/never.gguf --type q8_0");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/nonexistent/in.gguf"), "%s", r.err);
+    result_free(&r);
+    r = run_cli("help quantize");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "--keep-1d") && strstr(r.out, "Q4_K"), "%s", r.out);
+    result_free(&r);
+}

@@ -1,0 +1,98 @@
+/* engine.c - the engine facade over a model and its backend
+ *
+ * Today the backend is always the CPU one; the GPU backend will be chosen
+ * here from an option, running the same rf_plan_t.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cpu/cpu.h"
+
+struct rf_engine {
+    rf_model_t *model;
+    rf_cpu_backend_t *cpu;
+};
+
+int rf_engine_open(rf_engine_t **out, const char *path, const rf_engine_options_t *opt,
+                   rf_err_t *err)
+{
+    *out = NULL;
+    rf_engine_options_t o = opt != NULL ? *opt : (rf_engine_options_t){0};
+    rf_engine_t *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return rf_err_set(err, -ENOMEM, "engine: out of memory");
+    rf_model_options_t mo = {.no_tokenizer = o.no_tokenizer};
+    int rc = rf_model_open(&e->model, path, &mo, err);
+    if (rc < 0)
+        goto fail;
+    rf_cpu_options_t co = {.n_threads = o.n_threads, .n_ctx = o.n_ctx, .max_seqs = o.max_seqs};
+    rc = rf_cpu_backend_open(&e->cpu, e->model, &co, err);
+    if (rc < 0)
+        goto fail;
+    *out = e;
+    return 0;
+fail:
+    rf_engine_close(e);
+    return rc;
+}
+
+void rf_engine_close(rf_engine_t *e)
+{
+    if (e == NULL)
+        return;
+    rf_cpu_backend_close(e->cpu);
+    rf_model_close(e->model);
+    free(e);
+}
+
+int rf_engine_eval(rf_engine_t *e, const rf_batch_t *batch, rf_err_t *err)
+{
+    return rf_cpu_backend_eval(e->cpu, batch, err);
+}
+
+const float *rf_engine_logits(const rf_engine_t *e, uint32_t i)
+{
+    return rf_cpu_backend_logits(e->cpu, i);
+}
+
+uint32_t rf_engine_seq_len(const rf_engine_t *e, int32_t seq)
+{
+    return rf_cpu_backend_seq_len(e->cpu, seq);
+}
+
+int rf_engine_seq_truncate(rf_engine_t *e, int32_t seq, uint32_t n_pos)
+{
+    return rf_cpu_backend_seq_truncate(e->cpu, seq, n_pos);
+}
+
+const rf_model_t *rf_engine_model(const rf_engine_t *e)
+{
+    return e->model;
+}
+
+const rf_hparams_t *rf_engine_hparams(const rf_engine_t *e)
+{
+    return &e->model->hp;
+}
+
+const rf_tokenizer_t *rf_engine_tokenizer(const rf_engine_t *e)
+{
+    return e->model->tokenizer;
+}
+
+int rf_engine_n_threads(const rf_engine_t *e)
+{
+    return rf_cpu_backend_n_threads(e->cpu);
+}
+
+uint32_t rf_engine_n_ctx(const rf_engine_t *e)
+{
+    return rf_cpu_backend_n_ctx(e->cpu);
+}
+
+uint32_t rf_engine_max_seqs(const rf_engine_t *e)
+{
+    return rf_cpu_backend_max_seqs(e->cpu);
+}

@@ -1,0 +1,444 @@
+/* test_vecdot.c - CPU dot products against dequantized references and each other
+ *
+ * For every weight type with a dot product and every ISA this CPU runs:
+ * weight rows (quantized from seeded random floats, and raw random bytes
+ * with sane scales, which reach quant values the quantizers rarely emit)
+ * are dotted with quantized activations. The scalar result must match a
+ * double-precision dot product of the DEQUANTIZED weights (rf_dequantize_row)
+ * and DEQUANTIZED activations (rf_dequantize_row for Q8_0, a Q8_K decoder
+ * written here); each SIMD result must match the scalar one. Both differ
+ * only by float rounding and reassociation, so the tolerance is
+ * TOLERANCE * sum |w_i * a_i|. Rows sit at odd addresses and come in several
+ * lengths: one block, a few, and counts that leave remainders in every
+ * SIMD loop. Exact-integer cases pin the sign handling of the int8 tricks.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "quant.h"
+#include "cpu/vecdot.h"
+
+/* Relative to sum |w_i a_i|. Float32 has a 6e-8 unit roundoff; the scaled
+ * block sums are added in different orders by different ISAs, so a few
+ * hundred roundings of that size are the most a row here can collect;
+ * the largest seen is 1.2e-7. */
+#define TOLERANCE 2e-6
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+static uint64_t next_random(uint64_t *state)
+{
+    /* splitmix64: tiny, seedable, good enough for test data. */
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static float uniform(uint64_t *state)
+{
+    return (float)((double)(next_random(state) >> 11) * 0x1p-52 - 1.0);
+}
+
+/* n floats whose magnitude and offset change every 32 elements, so blocks
+ * get different scales and the min formats see non-zero mins. */
+static void random_floats(float *x, int64_t n, uint64_t *state)
+{
+    float amp = 1.0f, bias = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 32 == 0) {
+            amp = expf(2.0f * uniform(state));
+            bias = 0.5f * amp * uniform(state);
+        }
+        x[i] = amp * uniform(state) + bias;
+    }
+}
+
+/* Byte offsets of each block's fp16 scale fields (ggml-common.h), so raw
+ * random blocks can be given finite, moderate scales. -1: none. */
+typedef struct {
+    int type;
+    int d_offset, m_offset;
+} scale_fields_t;
+
+static const scale_fields_t scale_fields[] = {
+    {RF_TYPE_Q4_0, 0, -1},   {RF_TYPE_Q4_1, 0, 2},    {RF_TYPE_Q5_0, 0, -1},
+    {RF_TYPE_Q5_1, 0, 2},    {RF_TYPE_Q8_0, 0, -1},   {RF_TYPE_Q2_K, 80, 82},
+    {RF_TYPE_Q3_K, 108, -1}, {RF_TYPE_Q4_K, 0, 2},    {RF_TYPE_Q5_K, 0, 2},
+    {RF_TYPE_Q6_K, 208, -1}, {RF_TYPE_IQ4_NL, 0, -1}, {RF_TYPE_IQ4_XS, 0, -1},
+};
+
+static void put_fp16(uint8_t *p, float v)
+{
+    const rf_fp16_t h = rf_fp32_to_fp16(v);
+    memcpy(p, &h, sizeof h);
+}
+
+/* A row of random bytes with every scale field replaced by a finite value
+ * (MXFP4: an exponent near 2^0). Returns false for plain types, which take
+ * random floats instead. */
+static bool random_blocks(int type, uint8_t *row, int64_t n, uint64_t *state)
+{
+    const rf_type_traits_t *t = rf_type_traits(type);
+    if (t->block_size == 1)
+        return false;
+    const int64_t nb = n / t->block_size;
+    for (int64_t i = 0; i < nb * t->type_size; i++)
+        row[i] = (uint8_t)next_random(state);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *block = row + b * t->type_size;
+        if (type == RF_TYPE_MXFP4) {
+            block[0] = (uint8_t)(120 + next_random(state) % 12);
+            continue;
+        }
+        for (size_t k = 0; k < sizeof scale_fields / sizeof scale_fields[0]; k++) {
+            if (scale_fields[k].type != type)
+                continue;
+            put_fp16(block + scale_fields[k].d_offset, 0.01f * (1.5f + uniform(state)));
+            if (scale_fields[k].m_offset >= 0)
+                put_fp16(block + scale_fields[k].m_offset, 0.01f * (1.5f + uniform(state)));
+        }
+    }
+    return true;
+}
+
+/* Q8_K has no dequantizer in quant.c (it is only an activation type). */
+static void dequantize_q8_K(const uint8_t *row, float *y, int64_t n)
+{
+    for (int64_t b = 0; b < n / 256; b++) {
+        rf_block_q8_K blk;
+        memcpy(&blk, row + b * sizeof blk, sizeof blk);
+        for (int j = 0; j < 256; j++)
+            y[b * 256 + j] = blk.d * blk.qs[j];
+    }
+}
+
+static void dequantize_act(int act_type, const uint8_t *act, float *y, int64_t n)
+{
+    if (act_type == RF_TYPE_Q8_K)
+        dequantize_q8_K(act, y, n);
+    else
+        cr_assert_eq(rf_dequantize_row(act_type, act, y, n), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The check
+ * ------------------------------------------------------------------------ */
+
+/* One row of n elements: scalar vs the dequantized double reference, and
+ * every supported SIMD path vs scalar. raw: weights are random bytes. */
+static void check_row(int type, int64_t n, bool raw, uint64_t seed)
+{
+    uint64_t state = seed;
+    const int act_type = rf_cpu_act_type(type);
+    cr_assert(act_type >= 0, "%s has an activation type", rf_type_name(type));
+    uint64_t w_bytes = 0;
+    cr_assert_eq(rf_type_row_bytes(type, (uint64_t)n, &w_bytes), 0);
+    const size_t a_bytes = rf_cpu_act_row_bytes(act_type, n);
+    cr_assert(a_bytes > 0);
+
+    float *wf = malloc((size_t)n * sizeof *wf), *af = malloc((size_t)n * sizeof *af);
+    float *wd = malloc((size_t)n * sizeof *wd), *ad = malloc((size_t)n * sizeof *ad);
+    uint8_t *wbuf = malloc(w_bytes + 1), *abuf = malloc(a_bytes + 1);
+    cr_assert(wf && af && wd && ad && wbuf && abuf);
+    /* Odd addresses: rows from an mmapped file need not be aligned. */
+    uint8_t *w = wbuf + 1, *a = abuf + 1;
+
+    if (!raw || !random_blocks(type, w, n, &state)) {
+        random_floats(wf, n, &state);
+        cr_assert_eq(rf_quantize_row(type, wf, w, n), 0);
+    }
+    random_floats(af, n, &state);
+    cr_assert_eq(rf_cpu_quantize_act(act_type, af, a, n), 0);
+    cr_assert_eq(rf_dequantize_row(type, w, wd, n), 0);
+    dequantize_act(act_type, a, ad, n);
+
+    double ref = 0.0, mag = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        ref += (double)wd[i] * (double)ad[i];
+        mag += fabs((double)wd[i] * (double)ad[i]);
+    }
+    cr_assert(isfinite(ref) && mag > 0.0, "%s n=%ld: test data degenerate", rf_type_name(type),
+              (long)n);
+
+    rf_cpu_vec_dot_fn scalar = rf_cpu_vec_dot_get(type, RF_CPU_SCALAR);
+    cr_assert(scalar != NULL, "%s has a scalar dot product", rf_type_name(type));
+    const float s = scalar(n, w, a);
+    cr_expect(fabs((double)s - ref) <= TOLERANCE * mag,
+              "%s n=%ld%s scalar: got %.9g, reference %.9g (error %.3g of sum|wa| %.3g)",
+              rf_type_name(type), (long)n, raw ? " raw" : "", (double)s, ref,
+              fabs((double)s - ref) / mag, mag);
+
+    for (int isa = RF_CPU_AVX2; isa < RF_CPU_ISA_COUNT; isa++) {
+        if (!rf_cpu_isa_supported((rf_cpu_isa_t)isa))
+            continue;
+        rf_cpu_vec_dot_fn f = rf_cpu_vec_dot_get(type, (rf_cpu_isa_t)isa);
+        cr_assert(f != NULL);
+        const float v = f(n, w, a);
+        cr_expect(
+            fabs((double)v - (double)s) <= TOLERANCE * mag,
+            "%s n=%ld%s %s (code: %s): got %.9g, scalar %.9g (difference %.3g of sum|wa| %.3g)",
+            rf_type_name(type), (long)n, raw ? " raw" : "", rf_cpu_isa_name((rf_cpu_isa_t)isa),
+            rf_cpu_isa_name((rf_cpu_isa_t)rf_cpu_vec_dot_isa(type, (rf_cpu_isa_t)isa)), (double)v,
+            (double)s, fabs((double)v - (double)s) / mag, mag);
+    }
+    free(wf);
+    free(af);
+    free(wd);
+    free(ad);
+    free(wbuf);
+    free(abuf);
+}
+
+/* Block counts leave every remainder of the 2- and 4-block SIMD loops;
+ * element counts for the plain types every remainder of 8, 16 and 64. */
+static void check_type(int type)
+{
+    const rf_type_traits_t *t = rf_type_traits(type);
+    cr_assert(t != NULL);
+    uint64_t seed = 1000u * (uint64_t)type;
+    if (t->block_size == 1) {
+        static const int64_t lengths[] = {1, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 1000, 4099};
+        for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++)
+            check_row(type, lengths[k], false, seed++);
+        return;
+    }
+    static const int64_t blocks[] = {1, 2, 3, 4, 5, 6, 7, 9, 33, 64};
+    for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; k++) {
+        const int64_t n = blocks[k] * t->block_size;
+        if (n > 16384)
+            continue;
+        check_row(type, n, false, seed++);
+        check_row(type, n, true, seed++);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Dot products, one test per weight type
+ * ------------------------------------------------------------------------ */
+
+#define TYPE_TEST(name, type)                                          \
+    Test(vecdot, name##_matches_reference_on_every_isa, .timeout = 60) \
+    {                                                                  \
+        check_type(type);                                              \
+    }
+
+TYPE_TEST(f32, RF_TYPE_F32)
+TYPE_TEST(f16, RF_TYPE_F16)
+TYPE_TEST(bf16, RF_TYPE_BF16)
+TYPE_TEST(q4_0, RF_TYPE_Q4_0)
+TYPE_TEST(q4_1, RF_TYPE_Q4_1)
+TYPE_TEST(q5_0, RF_TYPE_Q5_0)
+TYPE_TEST(q5_1, RF_TYPE_Q5_1)
+TYPE_TEST(q8_0, RF_TYPE_Q8_0)
+TYPE_TEST(q2_K, RF_TYPE_Q2_K)
+TYPE_TEST(q3_K, RF_TYPE_Q3_K)
+TYPE_TEST(q4_K, RF_TYPE_Q4_K)
+TYPE_TEST(q5_K, RF_TYPE_Q5_K)
+TYPE_TEST(q6_K, RF_TYPE_Q6_K)
+TYPE_TEST(iq4_nl, RF_TYPE_IQ4_NL)
+TYPE_TEST(iq4_xs, RF_TYPE_IQ4_XS)
+TYPE_TEST(mxfp4, RF_TYPE_MXFP4)
+
+/* Scales of 1 make every product an exact integer, so all ISAs must give
+ * the integer sum exactly. Weights hit the extremes the int8 sign trick
+ * must handle: Q8_0's -128 (its |x| only fits unsigned) and Q4_0's -8,
+ * against activation quants of +-127. Five blocks cover the paired loops
+ * and the odd tail. */
+Test(vecdot, extreme_quants_sum_exactly)
+{
+    enum { NB = 5 };
+    const rf_fp16_t one = rf_fp32_to_fp16(1.0f);
+    uint8_t act[NB * 34 + 1], q8[NB * 34 + 1], q4[NB * 18 + 1];
+    int64_t want_q8 = 0, want_q4 = 0;
+    for (int b = 0; b < NB; b++) {
+        uint8_t *ab = act + 1 + 34 * b, *xb = q8 + 1 + 34 * b, *zb = q4 + 1 + 18 * b;
+        memcpy(ab, &one, 2);
+        memcpy(xb, &one, 2);
+        memcpy(zb, &one, 2);
+        for (int j = 0; j < 32; j++) {
+            const int8_t y = (j + b) % 3 == 0 ? -127 : 127;
+            const int8_t x = (j + 2 * b) % 4 == 0 ? -128 : (j % 4 == 1 ? 127 : -127);
+            const int nib = (j + b) % 2 == 0 ? 0 : 15; /* -8 or +7 */
+            ab[2 + j] = (uint8_t)y;
+            xb[2 + j] = (uint8_t)x;
+            if (j < 16)
+                zb[2 + j] = (uint8_t)nib;
+            else
+                zb[2 + j - 16] |= (uint8_t)(nib << 4);
+            want_q8 += x * y;
+            want_q4 += (nib - 8) * y;
+        }
+    }
+    for (int isa = 0; isa < RF_CPU_ISA_COUNT; isa++) {
+        if (!rf_cpu_isa_supported((rf_cpu_isa_t)isa))
+            continue;
+        const float got_q8 =
+            rf_cpu_vec_dot_get(RF_TYPE_Q8_0, (rf_cpu_isa_t)isa)(NB * 32, q8 + 1, act + 1);
+        const float got_q4 =
+            rf_cpu_vec_dot_get(RF_TYPE_Q4_0, (rf_cpu_isa_t)isa)(NB * 32, q4 + 1, act + 1);
+        cr_expect_eq(got_q8, (float)want_q8, "Q8_0 %s: got %.1f, want %ld",
+                     rf_cpu_isa_name((rf_cpu_isa_t)isa), (double)got_q8, (long)want_q8);
+        cr_expect_eq(got_q4, (float)want_q4, "Q4_0 %s: got %.1f, want %ld",
+                     rf_cpu_isa_name((rf_cpu_isa_t)isa), (double)got_q4, (long)want_q4);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Activation quantization
+ * ------------------------------------------------------------------------ */
+
+Test(vecdot, q8_0_activations_dequantize_within_half_a_step)
+{
+    enum { N = 32 * 40 };
+    float x[N], y[N];
+    uint8_t q[N / 32 * 34];
+    uint64_t state = 7;
+    random_floats(x, N, &state);
+    cr_assert_eq(rf_cpu_act_row_bytes(RF_TYPE_Q8_0, N), sizeof q);
+    cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, x, q, N), 0);
+    cr_assert_eq(rf_dequantize_row(RF_TYPE_Q8_0, q, y, N), 0);
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        /* Half a step of amax / 127, plus the fp16 rounding of the scale
+         * (2^-11 relative) times at most 127 steps. */
+        const float bound = amax / 127.0f * (0.5f + 127.0f * 0x1p-11f) * 1.0001f;
+        for (int j = 0; j < 32; j++) {
+            const int i = 32 * b + j;
+            cr_expect(fabsf(x[i] - y[i]) <= bound, "element %d: %.9g became %.9g (bound %.3g)", i,
+                      (double)x[i], (double)y[i], (double)bound);
+            cr_expect((int8_t)q[34 * b + 2 + j] != -128, "element %d quantized to -128", i);
+        }
+    }
+}
+
+Test(vecdot, q8_K_activations_dequantize_within_half_a_step_and_sum)
+{
+    enum { N = 256 * 6 };
+    float x[N], y[N];
+    uint8_t q[N / 256 * sizeof(rf_block_q8_K)];
+    uint64_t state = 11;
+    random_floats(x, N, &state);
+    for (int j = 0; j < 256; j++) /* one all-zero block */
+        x[512 + j] = 0.0f;
+    cr_assert_eq(rf_cpu_act_row_bytes(RF_TYPE_Q8_K, N), sizeof q);
+    cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_K, x, q, N), 0);
+    dequantize_q8_K(q, y, N);
+    for (int b = 0; b < N / 256; b++) {
+        rf_block_q8_K blk;
+        memcpy(&blk, q + b * sizeof blk, sizeof blk);
+        float amax = 0.0f;
+        for (int j = 0; j < 256; j++)
+            amax = fmaxf(amax, fabsf(x[256 * b + j]));
+        const float bound = amax / 127.0f * 0.5f * 1.0001f;
+        for (int j = 0; j < 256; j++) {
+            const int i = 256 * b + j;
+            cr_expect(fabsf(x[i] - y[i]) <= bound, "element %d: %.9g became %.9g (bound %.3g)", i,
+                      (double)x[i], (double)y[i], (double)bound);
+            cr_expect(blk.qs[j] != -128, "element %d quantized to -128", i);
+        }
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++)
+                sum += blk.qs[16 * g + l];
+            cr_expect_eq(blk.bsums[g], sum, "block %d group %d: bsum %d, quants sum to %d", b, g,
+                         blk.bsums[g], sum);
+        }
+        if (b == 2)
+            cr_expect(blk.d == 0.0f, "an all-zero block has scale 0, got %g", (double)blk.d);
+    }
+}
+
+Test(vecdot, activation_quantizer_rejects_bad_input)
+{
+    float x[512] = {0};
+    uint8_t out[2 * sizeof(rf_block_q8_K)];
+    cr_expect_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, x, out, 33), RF_EFORMAT);
+    cr_expect_eq(rf_cpu_quantize_act(RF_TYPE_Q8_K, x, out, 300), RF_EFORMAT);
+    cr_expect_eq(rf_cpu_quantize_act(RF_TYPE_Q8_K, x, out, -256), RF_EFORMAT);
+    cr_expect_eq(rf_cpu_quantize_act(RF_TYPE_Q4_0, x, out, 32), RF_EUNSUPPORTED);
+    cr_expect_eq(rf_cpu_quantize_act(-1, x, out, 32), RF_EUNSUPPORTED);
+    cr_expect_eq(rf_cpu_act_row_bytes(RF_TYPE_Q4_0, 32), 0);
+    cr_expect_eq(rf_cpu_act_row_bytes(RF_TYPE_F32, 5), 20);
+}
+
+/* ------------------------------------------------------------------------
+ * Dispatch
+ * ------------------------------------------------------------------------ */
+
+Test(vecdot, unsupported_types_have_no_dot_product)
+{
+    /* Block types without a dot product, non-block types, retired and
+     * out-of-range ids. */
+    static const int types[] = {
+        RF_TYPE_IQ2_XXS, RF_TYPE_IQ3_S, RF_TYPE_Q8_K,  RF_TYPE_Q8_1, RF_TYPE_I8, RF_TYPE_TQ1_0,
+        RF_TYPE_F64,     4,             RF_TYPE_COUNT, 1000,         -1,
+    };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        cr_expect(!rf_cpu_vec_dot_supported(types[k]), "type %d reported supported", types[k]);
+        cr_expect_eq(rf_cpu_act_type(types[k]), -1, "type %d has an activation type", types[k]);
+        for (int isa = 0; isa < RF_CPU_ISA_COUNT; isa++) {
+            cr_expect_null(rf_cpu_vec_dot_get(types[k], (rf_cpu_isa_t)isa), "type %d isa %d",
+                           types[k], isa);
+            cr_expect_eq(rf_cpu_vec_dot_isa(types[k], (rf_cpu_isa_t)isa), -1);
+        }
+    }
+    cr_expect_null(rf_cpu_vec_dot_get(RF_TYPE_Q4_0, RF_CPU_ISA_COUNT));
+    cr_expect_null(rf_cpu_vec_dot_get(RF_TYPE_Q4_0, (rf_cpu_isa_t)-1));
+}
+
+Test(vecdot, supported_types_have_dot_products)
+{
+    static const int types[] = {RF_TYPE_F32,  RF_TYPE_F16,    RF_TYPE_BF16,   RF_TYPE_Q4_0,
+                                RF_TYPE_Q4_1, RF_TYPE_Q5_0,   RF_TYPE_Q5_1,   RF_TYPE_Q8_0,
+                                RF_TYPE_Q2_K, RF_TYPE_Q3_K,   RF_TYPE_Q4_K,   RF_TYPE_Q5_K,
+                                RF_TYPE_Q6_K, RF_TYPE_IQ4_NL, RF_TYPE_IQ4_XS, RF_TYPE_MXFP4};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        cr_expect(rf_cpu_vec_dot_supported(types[k]), "%s", rf_type_name(types[k]));
+        for (int isa = 0; isa < RF_CPU_ISA_COUNT; isa++) {
+            const int used = rf_cpu_vec_dot_isa(types[k], (rf_cpu_isa_t)isa);
+            /* Never code above the request or above what the CPU runs. */
+            cr_expect(used >= 0 && used <= isa && rf_cpu_isa_supported((rf_cpu_isa_t)used),
+                      "%s asked %s got %d", rf_type_name(types[k]),
+                      rf_cpu_isa_name((rf_cpu_isa_t)isa), used);
+        }
+    }
+}
+
+/* The fast paths the CPU backend counts on exist wherever the CPU has the ISA. */
+Test(vecdot, simd_paths_exist_where_the_cpu_has_them)
+{
+    cr_expect(rf_cpu_isa_supported(rf_cpu_isa_best()));
+    cr_expect(rf_cpu_isa_supported(RF_CPU_SCALAR));
+    static const int avx2[] = {RF_TYPE_F32,  RF_TYPE_F16,    RF_TYPE_BF16,   RF_TYPE_Q4_0,
+                               RF_TYPE_Q4_1, RF_TYPE_Q5_0,   RF_TYPE_Q5_1,   RF_TYPE_Q8_0,
+                               RF_TYPE_Q2_K, RF_TYPE_Q3_K,   RF_TYPE_Q4_K,   RF_TYPE_Q5_K,
+                               RF_TYPE_Q6_K, RF_TYPE_IQ4_NL, RF_TYPE_IQ4_XS, RF_TYPE_MXFP4};
+    static const int avx512[] = {RF_TYPE_F16, RF_TYPE_Q8_0, RF_TYPE_Q4_0};
+    if (!rf_cpu_isa_supported(RF_CPU_AVX2)) {
+        cr_log_warn("CPU has no AVX2+FMA+F16C: only the scalar paths were checked");
+        return;
+    }
+    for (size_t k = 0; k < sizeof avx2 / sizeof avx2[0]; k++)
+        cr_expect_eq(rf_cpu_vec_dot_isa(avx2[k], RF_CPU_AVX2), RF_CPU_AVX2, "%s",
+                     rf_type_name(avx2[k]));
+    if (!rf_cpu_isa_supported(RF_CPU_AVX512)) {
+        cr_log_warn("CPU has no AVX-512 F/BW/VL/VNNI: AVX-512 paths were not checked");
+        return;
+    }
+    for (size_t k = 0; k < sizeof avx512 / sizeof avx512[0]; k++)
+        cr_expect_eq(rf_cpu_vec_dot_isa(avx512[k], RF_CPU_AVX512), RF_CPU_AVX512, "%s",
+                     rf_type_name(avx512[k]));
+    /* A type without AVX-512 code falls back to its AVX2 code. */
+    cr_expect_eq(rf_cpu_vec_dot_isa(RF_TYPE_Q4_K, RF_CPU_AVX512), RF_CPU_AVX2);
+}
