@@ -43,6 +43,7 @@ const char *rf_op_name(rf_op_kind_t kind)
     case RF_OP_ADD: return "add";
     case RF_OP_MOE: return "moe";
     case RF_OP_LOGITS: return "logits";
+    case RF_OP_OUTPUT_ROWS: return "output_rows";
     }
     return "?";
 }

@@ -139,8 +139,15 @@ typedef enum rf_op_kind {
      * w[3] down, SwiGLU, weighted sum. */
     RF_OP_MOE,
     /* Logits of the tokens asked for: rows of src (already normalised) times
-     * w (output.weight or the tied token_embd.weight). Last op of a plan. */
+     * w (output.weight or the tied token_embd.weight). Last op of a plan.
+     * After RF_OP_OUTPUT_ROWS the rows are exactly those tokens, in order. */
     RF_OP_LOGITS,
+    /* From here on only the tokens whose logits were asked for matter: keep
+     * those rows of dst and src (in batch order, packed to the front) and
+     * run the following ops on them alone. Placed in the last layer after
+     * attention, whose K/V every token still had to store (llama.cpp's
+     * inp_out_ids). No op that reads positions may follow it. */
+    RF_OP_OUTPUT_ROWS,
 } rf_op_kind_t;
 
 typedef struct rf_op {

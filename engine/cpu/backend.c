@@ -168,6 +168,7 @@ typedef struct token_task {
     rf_cpu_backend_t *b;
     const rf_op_t *op;
     const rf_batch_t *batch;
+    uint32_t n_rows;      /* rows live in the buffers (tokens, or output rows) */
 } token_task_t;
 
 static void token_op(const token_task_t *tt, uint32_t t)
@@ -215,7 +216,7 @@ static void token_op_task(void *ctx, int ith, int nth)
 {
     const token_task_t *tt = ctx;
     int64_t begin, end;
-    rf__cpu_split(tt->batch->n_tokens, ith, nth, &begin, &end);
+    rf__cpu_split(tt->n_rows, ith, nth, &begin, &end);
     for (int64_t t = begin; t < end; t++)
         token_op(tt, (uint32_t)t);
 }
@@ -377,7 +378,7 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
                           batch->n_tokens);
     const rf_model_t *m = b->model;
     const rf_hparams_t *hp = &m->hp;
-    const uint32_t n = batch->n_tokens;
+    uint32_t n = batch->n_tokens;
 
     /* Which tokens get logits: as asked, or the last of each sequence. */
     uint32_t n_logits = 0;
@@ -395,10 +396,29 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
             b->logit_rows[n_logits++] = (int32_t)i;
     }
 
+    /* n rows live in the buffers: every token, until RF_OP_OUTPUT_ROWS
+     * packs them down to the logits rows (then row r is logits row r). */
     const rf_plan_t *p = &m->plan;
+    const int32_t *logit_src_rows = b->logit_rows;
     for (size_t i = 0; i < p->n_ops; i++) {
         const rf_op_t *op = &p->ops[i];
         switch (op->kind) {
+        case RF_OP_OUTPUT_ROWS: {
+            /* logit_rows is increasing, so packing forward never overwrites
+             * a row still to be read. */
+            rf_buf_t bufs[2] = {op->dst, op->src};
+            for (int k = 0; k < 2; k++) {
+                size_t w = p->width[bufs[k]];
+                float *buf = b->buf[bufs[k]];
+                for (uint32_t r = 0; r < n_logits; r++)
+                    if ((uint32_t)b->logit_rows[r] != r)
+                        memcpy(buf + r * w, buf + (size_t)b->logit_rows[r] * w,
+                               w * sizeof(float));
+            }
+            n = n_logits;
+            logit_src_rows = NULL;
+            break;
+        }
         case RF_OP_MATMUL:
             rf__cpu_matmul(&b->mm, op->w[0], op->bias != NULL ? op->bias->data : NULL,
                            b->buf[op->src], p->width[op->src], NULL, n, b->buf[op->dst],
@@ -420,10 +440,10 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
             break;
         case RF_OP_LOGITS:
             rf__cpu_matmul(&b->mm, op->w[0], NULL, b->buf[op->src], p->width[op->src],
-                           b->logit_rows, n_logits, b->logits, hp->n_vocab);
+                           logit_src_rows, n_logits, b->logits, hp->n_vocab);
             break;
         default: {
-            token_task_t tt = {.b = b, .op = op, .batch = batch};
+            token_task_t tt = {.b = b, .op = op, .batch = batch, .n_rows = n};
             if (n <= 2) /* cheaper than waking the pool */
                 token_op_task(&tt, 0, 1);
             else
@@ -432,9 +452,9 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
         }
         }
     }
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < batch->n_tokens; i++)
         b->kv.seq_len[batch->seq_ids[i]]++;
-    b->n_batch = n;
+    b->n_batch = batch->n_tokens;
     b->n_logits = n_logits;
     return 0;
 }

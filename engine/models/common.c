@@ -425,6 +425,16 @@ int rf__plan_logits(rf_plan_t *p, rf_buf_t src, const rf_weight_t *output)
     return 0;
 }
 
+int rf__plan_output_rows(rf_plan_t *p, int layer, rf_buf_t a, rf_buf_t b)
+{
+    rf_op_t *op = plan_push(p, RF_OP_OUTPUT_ROWS, layer);
+    if (op == NULL)
+        return -ENOMEM;
+    op->dst = a;
+    op->src = b;
+    return 0;
+}
+
 void rf__plan_widths(rf_plan_t *p, const rf_hparams_t *hp)
 {
     uint32_t ff = hp->n_ff > hp->n_ff_expert ? hp->n_ff : hp->n_ff_expert;
@@ -461,6 +471,9 @@ int rf__plan_attention_block(rf_model_t *m, int layer)
     rc |= rf__plan_rope(p, layer, RF_BUF_Q, hp->head_dim_k, &m->rope_freqs);
     rc |= rf__plan_rope(p, layer, RF_BUF_K, hp->head_dim_k, &m->rope_freqs);
     rc |= rf__plan_attention(p, layer, RF_BUF_ATTN, RF_BUF_Q, RF_BUF_K, RF_BUF_V);
+    /* The rest of the last layer only feeds the logits. */
+    if ((uint32_t)layer + 1 == hp->n_layer)
+        rc |= rf__plan_output_rows(p, layer, RF_BUF_X, RF_BUF_ATTN);
     rc |= rf__plan_matmul(p, layer, RF_BUF_OUT, RF_BUF_ATTN, &L->wo, NULL);
     rc |= rf__plan_add(p, layer, RF_BUF_X, RF_BUF_OUT);
     return rc ? -ENOMEM : 0;

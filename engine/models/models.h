@@ -74,13 +74,15 @@ int rf__plan_add(rf_plan_t *p, int layer, rf_buf_t dst, rf_buf_t src);
 int rf__plan_moe(rf_plan_t *p, int layer, rf_buf_t dst, rf_buf_t src,
                  const rf_layer_weights_t *lw);
 int rf__plan_logits(rf_plan_t *p, rf_buf_t src, const rf_weight_t *output);
+int rf__plan_output_rows(rf_plan_t *p, int layer, rf_buf_t a, rf_buf_t b);
 
 /* Set the buffer widths from the hyperparameters. */
 void rf__plan_widths(rf_plan_t *p, const rf_hparams_t *hp);
 
 /* The attention block every architecture here shares up to the Q/K
  * treatment: x -> norm -> q,k,v (+bias) -> [per-head norm] -> RoPE ->
- * attention -> wo -> residual add. */
+ * attention -> [last layer: keep only the output rows] -> wo -> residual
+ * add. */
 int rf__plan_attention_block(rf_model_t *m, int layer);
 /* Dense SwiGLU FFN block with its residual add. */
 int rf__plan_dense_ffn_block(rf_model_t *m, int layer);

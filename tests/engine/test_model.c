@@ -123,8 +123,8 @@ Test(model, tiny_hparams_are_read, .timeout = 60)
     cr_assert_eq(m->layers[1].wk.type, RF_TYPE_Q8_0, "weights keep their GGUF type");
     cr_assert_eq(m->layers[1].wk.ne[1], 128);
     cr_assert_not_null(m->tokenizer);
-    /* embed + 2 x (9 attention + 6 ffn) + norm + logits */
-    cr_assert_eq(m->plan.n_ops, 1 + 2 * (9 + 6) + 2);
+    /* embed + 2 x (9 attention + 6 ffn) + output rows + norm + logits */
+    cr_assert_eq(m->plan.n_ops, 1 + 2 * (9 + 6) + 1 + 2);
     cr_assert_eq(m->plan.ops[0].kind, RF_OP_EMBED);
     cr_assert_eq(m->plan.ops[m->plan.n_ops - 1].kind, RF_OP_LOGITS);
     rf_model_close(m);
@@ -338,6 +338,50 @@ Test(model, two_sequences_in_one_batch_equal_each_alone, .timeout = 120)
     free(ref_a);
     rf_engine_close(both);
     rf_engine_close(alone);
+}
+
+/* Only some tokens ask for logits: the last layer then runs on those rows
+ * alone (RF_OP_OUTPUT_ROWS), which must not change them. */
+Test(model, sparse_logit_rows_equal_full_batch, .timeout = 120)
+{
+    const char *path = write_tiny(RF_TYPE_Q8_0, 0, "sparse.gguf");
+    int32_t tok[20], pos[20], seq[20];
+    int8_t all[20], some[20];
+    for (uint32_t i = 0; i < 20; i++) {
+        tok[i] = (int32_t)((i * 53 + 7) % 512);
+        seq[i] = (int32_t)(i % 2);
+        pos[i] = (int32_t)(i / 2);
+        all[i] = 1;
+        some[i] = i % 3 == 1 || i == 19;
+    }
+    rf_engine_t *full = open_engine(path, 2, 2, true);
+    rf_engine_t *sparse = open_engine(path, 2, 2, true);
+    rf_err_t err = {0};
+    rf_batch_t b = {.n_tokens = 20, .tokens = tok, .positions = pos, .seq_ids = seq,
+                    .logits = all};
+    cr_assert_eq(rf_engine_eval(full, &b, &err), 0, "%s", err.msg);
+    b.logits = some;
+    cr_assert_eq(rf_engine_eval(sparse, &b, &err), 0, "%s", err.msg);
+    uint32_t n_vocab = rf_engine_hparams(full)->n_vocab;
+    for (uint32_t i = 0; i < 20; i++) {
+        if (!some[i]) {
+            cr_assert_null(rf_engine_logits(sparse, i), "token %u did not ask", i);
+            continue;
+        }
+        cr_assert_eq(memcmp(rf_engine_logits(sparse, i), rf_engine_logits(full, i),
+                            n_vocab * sizeof(float)), 0, "token %u differs", i);
+    }
+    /* The KV cache still holds every token: the next step agrees too. */
+    int32_t next_tok[2] = {5, 6}, next_pos[2] = {10, 10}, next_seq[2] = {0, 1};
+    rf_batch_t nb = {.n_tokens = 2, .tokens = next_tok, .positions = next_pos,
+                     .seq_ids = next_seq, .logits = NULL};
+    cr_assert_eq(rf_engine_eval(full, &nb, &err), 0, "%s", err.msg);
+    cr_assert_eq(rf_engine_eval(sparse, &nb, &err), 0, "%s", err.msg);
+    for (uint32_t i = 0; i < 2; i++)
+        cr_assert_eq(memcmp(rf_engine_logits(sparse, i), rf_engine_logits(full, i),
+                            n_vocab * sizeof(float)), 0, "next step, sequence %u differs", i);
+    rf_engine_close(full);
+    rf_engine_close(sparse);
 }
 
 Test(model, thread_counts_give_identical_logits, .timeout = 120)
