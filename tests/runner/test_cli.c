@@ -1027,3 +1027,131 @@ Test(cli, quantize_rejects_bad_usage)
     cr_assert(strstr(r.out, "--keep-1d") && strstr(r.out, "Q4_K"), "%s", r.out);
     result_free(&r);
 }
+
+/* ---- generate, score ---- */
+
+static const char *tiny_model(const char *name, const char *type)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/cli_%d_%s", RF_TMPDIR, (int)getpid(), name);
+    char args[1024];
+    snprintf(args, sizeof args, "synth --shape tiny --type %s --seed 9 -q -o '%s'", type, path);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "synth: %s", r.err);
+    result_free(&r);
+    return path;
+}
+
+Test(cli, generate_is_deterministic_per_seed_and_json_is_complete)
+{
+    const char *m = tiny_model("gen.gguf", "q8_0");
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m '%s' -p 'abc' -n 12 --temp 0.9 --seed 5 "
+             "--ignore-eos --json --top-logprobs 3", m);
+    result_t a = run_cli(args), b = run_cli(args);
+    cr_assert_eq(a.status, 0, "%s", a.err);
+    /* the token lines, not the summary (it holds timings) */
+    const char *a_sum = strrchr(a.out, '{'), *b_sum = strrchr(b.out, '{');
+    cr_assert(a_sum && b_sum && a_sum - a.out == b_sum - b.out &&
+                  memcmp(a.out, b.out, (size_t)(a_sum - a.out)) == 0,
+              "same seed, same tokens:\n%s\n%s", a.out, b.out);
+    result_free(&b);
+    /* 12 token objects, then the summary */
+    int lines = count_lines(a.out);
+    cr_assert_eq(lines, 13, "%s", a.out);
+    const char *p = a.out;
+    for (int i = 0; i < 12; i++) {
+        const char *nl = strchr(p, '\n');
+        json_error_t jerr;
+        json_t *tok = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+        cr_assert_not_null(tok, "line %d: %s", i, jerr.text);
+        double lp = json_real_value(json_object_get(tok, "logprob"));
+        cr_assert(lp <= 0.0, "a log-probability is <= 0: %g", lp);
+        json_t *top = json_object_get(tok, "top_logprobs");
+        cr_assert_eq(json_array_size(top), 3);
+        double t0 = json_real_value(json_object_get(json_array_get(top, 0), "logprob"));
+        double t2 = json_real_value(json_object_get(json_array_get(top, 2), "logprob"));
+        cr_assert(t0 >= t2, "alternatives descend");
+        json_decref(tok);
+        p = nl + 1;
+    }
+    json_error_t jerr;
+    json_t *sum = json_loads(p, 0, &jerr);
+    cr_assert_not_null(sum, "%s", jerr.text);
+    cr_assert_str_eq(json_string_value(json_object_get(sum, "finish_reason")), "length");
+    cr_assert_eq(json_integer_value(json_object_get(sum, "completion_tokens")), 12);
+    json_decref(sum);
+    result_free(&a);
+
+    snprintf(args, sizeof args, "generate -m '%s' -p 'abc' -n 12 --temp 0.9 --seed 6 "
+             "--ignore-eos --json", m);
+    result_t c = run_cli(args);
+    snprintf(args, sizeof args, "generate -m '%s' -p 'abc' -n 12 --temp 0.9 --seed 5 "
+             "--ignore-eos --json", m);
+    result_t d = run_cli(args);
+    const char *c_end = strstr(c.out, "\"text\""), *d_end = strstr(d.out, "\"text\"");
+    cr_assert(c_end && d_end);
+    cr_assert(c_end - c.out != d_end - d.out ||
+                  memcmp(c.out, d.out, (size_t)(c_end - c.out)) != 0,
+              "another seed samples other tokens");
+    result_free(&c);
+    result_free(&d);
+}
+
+Test(cli, generate_greedy_prompt_ids_and_errors)
+{
+    const char *m = tiny_model("greedy.gguf", "f16");
+    char args[1024];
+    snprintf(args, sizeof args, "generate -m '%s' --prompt-ids 507,65,66 -n 8 --ignore-eos", m);
+    result_t a = run_cli(args);
+    cr_assert_eq(a.status, 0, "%s", a.err);
+    cr_assert(strstr(a.err, "3 prompt tokens"), "%s", a.err);
+    cr_assert(strstr(a.err, "8 generated"), "%s", a.err);
+    result_free(&a);
+    snprintf(args, sizeof args, "generate -m '%s' --prompt-ids 507,9999 -n 2", m);
+    a = run_cli(args);
+    cr_assert_eq(a.status, 2);
+    cr_assert(strstr(a.err, "9999"), "%s", a.err);
+    result_free(&a);
+    snprintf(args, sizeof args, "generate -m '%s' -p hi --top-p 1.5", m);
+    a = run_cli(args);
+    cr_assert_neq(a.status, 0);
+    cr_assert(strstr(a.err, "top_p") || strstr(a.err, "top-p"), "%s", a.err);
+    result_free(&a);
+    snprintf(args, sizeof args, "generate -m '%s' -p hi --chat", m);
+    a = run_cli(args);
+    cr_assert_eq(a.status, 1);
+    cr_assert(strstr(a.err, "--chat-template"), "%s", a.err);
+    result_free(&a);
+}
+
+Test(cli, score_sums_per_token_logprobs)
+{
+    const char *m = tiny_model("score.gguf", "f32");
+    char args[1024];
+    snprintf(args, sizeof args, "score -m '%s' --context 'The sky is' --continuation ' blue today'", m);
+    result_t r = run_cli(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    json_error_t jerr;
+    json_t *root = json_loads(r.out, 0, &jerr);
+    cr_assert_not_null(root, "%s: %s", r.out, jerr.text);
+    json_t *lps = json_object_get(root, "logprobs");
+    json_t *ids = json_object_get(root, "continuation_tokens");
+    cr_assert_gt(json_array_size(lps), 0);
+    cr_assert_eq(json_array_size(lps), json_array_size(ids));
+    double sum = 0;
+    for (size_t i = 0; i < json_array_size(lps); i++) {
+        double lp = json_real_value(json_array_get(lps, i));
+        cr_assert(lp <= 0.0 && lp > -100.0, "%g", lp);
+        sum += lp;
+    }
+    double reported = json_real_value(json_object_get(root, "sum_logprob"));
+    cr_assert(fabs(sum - reported) < 1e-6 * (1 + fabs(sum)), "%g vs %g", sum, reported);
+    cr_assert(json_is_boolean(json_object_get(root, "is_greedy")));
+    json_decref(root);
+    result_free(&r);
+    snprintf(args, sizeof args, "score -m '%s' --context 'x'", m);
+    r = run_cli(args);
+    cr_assert_eq(r.status, 2);
+    result_free(&r);
+}
