@@ -3,7 +3,6 @@
  * `rocmforge COMMAND [options]`; `rocmforge help COMMAND` and
  * `rocmforge COMMAND --help` print a command's usage.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,16 +29,6 @@ static const command_t commands[] = {
     {"bench", rf__cmd_bench, "benchmarks: bench tokenize (tokenizer MB/s), bench cpu (engine tokens/s)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-void rf__cli_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "rocmforge: %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 static void usage(FILE *out)
 {
