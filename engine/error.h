@@ -27,7 +27,8 @@
     X(RF_EUNSUPPORTED, -1007, "unsupported feature")                          \
     X(RF_EUSAGE,    -1008, "invalid command-line usage")                      \
     X(RF_EGPU,      -1009, "GPU runtime error")                               \
-    X(RF_ENOGPU,    -1010, "no GPU available")
+    X(RF_ENOGPU,    -1010, "no GPU available")                                \
+    X(RF_EDB,       -1011, "database error")
 
 enum {
 #define RF__ERR_ENUM(name, value, msg) name = value,

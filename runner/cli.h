@@ -23,6 +23,7 @@ int rf__cmd_chat(int argc, char **argv);
 int rf__cmd_generate(int argc, char **argv);
 int rf__cmd_score(int argc, char **argv);
 int rf__cmd_quantize(int argc, char **argv);
+int rf__cmd_submit(int argc, char **argv);
 
 /* JSON string of arbitrary bytes (invalid UTF-8 bytes become U+FFFD), and
  * an unsigned integer that stays exact above 2^63 (as a string). NULL on

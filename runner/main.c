@@ -26,6 +26,7 @@ static const command_t commands[] = {
     {"score", rf__cmd_score, "log-likelihood of a continuation after a context"},
     {"chat", rf__cmd_chat, "render chat messages with the model's chat template"},
     {"quantize", rf__cmd_quantize, "convert a GGUF model's weights to another type"},
+    {"submit", rf__cmd_submit, "add the jobs of a JSONL file to a run of a job database"},
     {"bench", rf__cmd_bench, "benchmarks: bench tokenize (tokenizer MB/s), bench cpu (engine tokens/s)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -7,15 +7,19 @@
 -- the database. Times are milliseconds since the Unix epoch (*_ms). JSON
 -- columns hold UTF-8 JSON text. Every table is STRICT.
 --
--- Job lifecycle (jobs.state), and who moves it:
+-- Job lifecycle (jobs.state), and who moves it (runner/jobq.h has the details):
 --   queued --claim--> running --complete--> done
---                       |  \--fail (attempts < max_attempts)--> queued
---                       |   \-fail (attempts = max_attempts)--> failed
---                       \--lease expired, reclaimed by a claim--> running
+--                       |  \--fail (attempts < max_attempts)--> queued (backoff)
+--                       |   \-fail (attempts = max_attempts, or permanent)--> failed
+--                       |--release (drain; the attempt is not counted)--> queued
+--                       |--lease expired, reclaimed by a claim--> running
+--                       \--lease expired, attempts = max_attempts: a claim--> failed
 --   queued|running --cancel--> cancelled ; failed|cancelled --retry--> queued
--- A running job belongs to lease_owner until lease_expires_ms; completion and
--- heartbeats are fenced by lease_owner, so a worker that lost its lease
--- cannot overwrite another's work.
+--   done|failed|cancelled --requeue (results and metrics deleted)--> queued
+-- A running job belongs to lease_owner until lease_expires_ms; completion,
+-- failure, checkpoints and heartbeats are fenced by lease_owner and attempts
+-- (the claim's attempt number), so a worker that lost its lease cannot
+-- overwrite another's work.
 
 PRAGMA user_version = 1;
 
