@@ -24,6 +24,12 @@ int rf__cmd_generate(int argc, char **argv);
 int rf__cmd_score(int argc, char **argv);
 int rf__cmd_quantize(int argc, char **argv);
 int rf__cmd_submit(int argc, char **argv);
+int rf__cmd_runs(int argc, char **argv);
+int rf__cmd_status(int argc, char **argv);
+int rf__cmd_export(int argc, char **argv);
+int rf__cmd_cancel(int argc, char **argv);
+int rf__cmd_retry(int argc, char **argv);
+int rf__cmd_requeue(int argc, char **argv);
 
 /* JSON string of arbitrary bytes (invalid UTF-8 bytes become U+FFFD), and
  * an unsigned integer that stays exact above 2^63 (as a string). NULL on
@@ -38,5 +44,15 @@ int rf__cli_open_tokenizer(const char *cmd, const char *path, struct rf_tokenize
 
 /* Print "rocmforge: CMD: message" plus newline to stderr. */
 void rf__cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Job database helpers (cli_db.c) for the commands that read or steer one.
+ * rf__cli_open_db opens an existing database (never creates one: a missing
+ * file is an error naming the path); rf__cli_find_run looks a run up by
+ * name. Both print "rocmforge: CMD: ..." on failure and return the error. */
+struct rf_db;
+int rf__cli_open_db(const char *cmd, const char *path, unsigned flags, struct rf_db **db);
+int rf__cli_find_run(const char *cmd, struct rf_db *db, const char *name, int64_t *run_id);
+int64_t rf__cli_now_ms(void);                                  /* wall clock, ms since 1970 */
+void rf__cli_format_time(int64_t ms, char *buf, size_t size);  /* "2026-11-23 15:37:41Z" */
 
 #endif /* RF_CLI_H */

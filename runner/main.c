@@ -27,6 +27,12 @@ static const command_t commands[] = {
     {"chat", rf__cmd_chat, "render chat messages with the model's chat template"},
     {"quantize", rf__cmd_quantize, "convert a GGUF model's weights to another type"},
     {"submit", rf__cmd_submit, "add the jobs of a JSONL file to a run of a job database"},
+    {"runs", rf__cmd_runs, "list the runs of a job database with their jobs per state"},
+    {"status", rf__cmd_status, "progress, throughput, ETA, errors and compression of a job database"},
+    {"export", rf__cmd_export, "write a run's results as JSONL (OpenAI Batch output or simple)"},
+    {"cancel", rf__cmd_cancel, "cancel the queued and running jobs of a run, one job, or a state"},
+    {"retry", rf__cmd_retry, "put failed and cancelled jobs back in the queue"},
+    {"requeue", rf__cmd_requeue, "run finished jobs again (their results are deleted)"},
     {"bench", rf__cmd_bench, "benchmarks: bench tokenize (tokenizer MB/s), bench cpu (engine tokens/s)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

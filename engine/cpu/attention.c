@@ -6,6 +6,11 @@
  * scores against the sequence's positions 0..pos (the causal mask is the
  * loop bound), softmax, weighted sum of V. Query head h reads KV head
  * h / (n_head / n_head_kv).
+ *
+ * Items go to threads round-robin, not in ranges: a later token attends
+ * to more positions, and ranges gave the last thread of a prompt about
+ * three times the work of the first. An item's result does not depend on
+ * which thread computes it.
  */
 #include <math.h>
 #include <string.h>
@@ -25,6 +30,42 @@ void rf__cpu_kv_store(const rf__cpu_kv_t *kv, uint32_t layer, uint32_t n_tokens,
     }
 }
 
+/* Four floats: GCC's generic vectors, SSE on any x86-64 (this file has
+ * no ISA flags). */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load_v4f(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* q . k in eight interleaved partial sums (two vectors): a single running
+ * sum would be one long dependency chain, and the compiler does not
+ * reorder float additions by itself. */
+static float dot_f32(const float *q, const float *k, uint32_t n)
+{
+    v4f s0 = {0}, s1 = {0};
+    uint32_t d = 0;
+    for (; d + 8 <= n; d += 8) {
+        s0 += load_v4f(q + d) * load_v4f(k + d);
+        s1 += load_v4f(q + d + 4) * load_v4f(k + d + 4);
+    }
+    const v4f s = s0 + s1;
+    float sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; d < n; d++)
+        sum += q[d] * k[d];
+    return sum;
+}
+
+/* out += p * v; out and v never overlap (output buffer vs KV cache). */
+static void axpy_f32(float *restrict out, float p, const float *restrict v, uint32_t n)
+{
+    for (uint32_t d = 0; d < n; d++)
+        out[d] += p * v[d];
+}
+
 static void attention_task(void *ctx, int ith, int nth)
 {
     const rf__cpu_attn_args_t *a = ctx;
@@ -33,9 +74,8 @@ static void attention_task(void *ctx, int ith, int nth)
     const uint32_t group = hp->n_head / hp->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd_k);
     float *scores = a->scores + (size_t)ith * a->kv->n_ctx;
-    int64_t begin, end;
-    rf__cpu_split((int64_t)a->n_tokens * hp->n_head, ith, nth, &begin, &end);
-    for (int64_t item = begin; item < end; item++) {
+    const int64_t n_items = (int64_t)a->n_tokens * hp->n_head;
+    for (int64_t item = ith; item < n_items; item += nth) {
         uint32_t t = (uint32_t)(item / hp->n_head), h = (uint32_t)(item % hp->n_head);
         uint32_t seq = (uint32_t)a->seq_ids[t], pos = (uint32_t)a->positions[t];
         uint32_t kvh = h / group;
@@ -43,10 +83,7 @@ static void attention_task(void *ctx, int ith, int nth)
         float max = -INFINITY;
         for (uint32_t j = 0; j <= pos; j++) {
             const float *k = rf__cpu_kv_k(a->kv, a->layer, seq, j) + (size_t)kvh * hd_k;
-            float dot = 0.0f;
-            for (uint32_t d = 0; d < hd_k; d++)
-                dot += q[d] * k[d];
-            scores[j] = dot * scale;
+            scores[j] = dot_f32(q, k, hd_k) * scale;
             if (scores[j] > max)
                 max = scores[j];
         }
@@ -58,12 +95,9 @@ static void attention_task(void *ctx, int ith, int nth)
         float inv = 1.0f / sum;
         float *out = a->out + ((size_t)t * hp->n_head + h) * hd_v;
         memset(out, 0, hd_v * sizeof(float));
-        for (uint32_t j = 0; j <= pos; j++) {
-            const float *v = rf__cpu_kv_v(a->kv, a->layer, seq, j) + (size_t)kvh * hd_v;
-            float p = scores[j] * inv;
-            for (uint32_t d = 0; d < hd_v; d++)
-                out[d] += p * v[d];
-        }
+        for (uint32_t j = 0; j <= pos; j++)
+            axpy_f32(out, scores[j] * inv,
+                     rf__cpu_kv_v(a->kv, a->layer, seq, j) + (size_t)kvh * hd_v, hd_v);
     }
 }
 

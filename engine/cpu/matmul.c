@@ -3,16 +3,24 @@
  * Two parallel steps. First every activation row is quantized once into
  * the type the weight's blocks multiply with (rf_cpu_act_type: Q8_0, Q8_K
  * or F32), rows split across threads. Then the weight's output rows are
- * split across threads; each thread walks its weight rows and dots each
- * with every activation row of a tile, so a weight row is read from memory
- * once per tile of tokens (ACT_TILE_BYTES of activations, which stay in
- * L2). Every output element is one rf_cpu_vec_dot_fn call: the result does
- * not depend on the thread count or on the other rows of the batch.
+ * split across threads in groups of RF_CPU_TILE_MAX. Each thread walks its
+ * weight rows a group at a time and multiplies the group with every
+ * activation row of a tile of tokens (ACT_TILE_BYTES of activations, which
+ * stay in L2), RF_CPU_TILE_MAX activation rows per call where the type has
+ * a tile kernel: a weight block is decoded once for up to four tokens and
+ * an activation block loaded once for up to four weight rows, and a weight
+ * row is read from memory once per tile of tokens. Every output element is
+ * computed exactly as one rf_cpu_vec_dot_fn call would (the tile kernels
+ * promise it): the result does not depend on the thread count or on the
+ * other rows of the batch.
  */
 #include "cpu_internal.h"
 
-/* Bytes of quantized activation rows one pass over the weights serves. */
-#define ACT_TILE_BYTES (128 * 1024)
+/* Bytes of quantized activation rows one pass over the weights serves:
+ * half of a 2 MiB L2. Each further tile re-reads the whole weight from
+ * memory, so the tile is as large as L2 allows: 128 tokens of 2048 F16
+ * activations (f32, 1 MiB) are one pass; 128 KiB made that eight. */
+#define ACT_TILE_BYTES (1024 * 1024)
 
 typedef struct matmul_task {
     const rf_weight_t *w;
@@ -27,6 +35,7 @@ typedef struct matmul_task {
     size_t act_row_bytes;
     uint8_t *act;
     rf_cpu_vec_dot_fn dot;
+    rf_cpu_vec_dot_tile_fn tile; /* NULL: one dot call per output */
 } matmul_task_t;
 
 static void quantize_task(void *ctx, int ith, int nth)
@@ -41,27 +50,50 @@ static void quantize_task(void *ctx, int ith, int nth)
     }
 }
 
+/* Weight rows [o, o + n_w) times activation rows [r0, r1). */
+static void dot_group(const matmul_task_t *t, int64_t o, int n_w, int64_t r0, int64_t r1)
+{
+    const int64_t k = (int64_t)t->w->ne[0];
+    const size_t row_bytes = t->w->row_bytes;
+    const uint8_t *wrow = (const uint8_t *)t->w->data + (size_t)o * row_bytes;
+    if (t->tile != NULL) {
+        for (int64_t r = r0; r < r1; r += RF_CPU_TILE_MAX) {
+            const int n_act = r1 - r < RF_CPU_TILE_MAX ? (int)(r1 - r) : RF_CPU_TILE_MAX;
+            t->tile(k, wrow, row_bytes, n_w, t->act + (size_t)r * t->act_row_bytes,
+                    t->act_row_bytes, n_act, t->dst + r * t->dst_stride + o,
+                    (size_t)t->dst_stride);
+        }
+    } else {
+        for (int i = 0; i < n_w; i++)
+            for (int64_t r = r0; r < r1; r++)
+                t->dst[r * t->dst_stride + o + i] =
+                    t->dot(k, wrow + i * row_bytes, t->act + (size_t)r * t->act_row_bytes);
+    }
+    if (t->bias != NULL)
+        for (int64_t r = r0; r < r1; r++)
+            for (int i = 0; i < n_w; i++)
+                t->dst[r * t->dst_stride + o + i] += t->bias[o + i];
+}
+
 static void dot_task(void *ctx, int ith, int nth)
 {
     matmul_task_t *t = ctx;
-    int64_t n_out = (int64_t)t->w->ne[1];
-    int64_t k = (int64_t)t->w->ne[0];
+    const int64_t n_out = (int64_t)t->w->ne[1];
+    const int64_t n_groups = (n_out + RF_CPU_TILE_MAX - 1) / RF_CPU_TILE_MAX;
     int64_t begin, end;
-    rf__cpu_split(n_out, ith, nth, &begin, &end);
-    const uint8_t *wdata = t->w->data;
+    rf__cpu_split(n_groups, ith, nth, &begin, &end);
+    begin *= RF_CPU_TILE_MAX;
+    end = end * RF_CPU_TILE_MAX < n_out ? end * RF_CPU_TILE_MAX : n_out;
     /* Activation rows in tiles that stay in L2 while the thread's weight
      * rows stream past them once per tile. */
     int64_t tile = (int64_t)(ACT_TILE_BYTES / t->act_row_bytes);
     if (tile < 1)
         tile = 1;
     for (int64_t r0 = 0; r0 < t->n_rows; r0 += tile) {
-        int64_t r1 = r0 + tile < t->n_rows ? r0 + tile : t->n_rows;
-        for (int64_t o = begin; o < end; o++) {
-            const uint8_t *wrow = wdata + (size_t)o * t->w->row_bytes;
-            float b = t->bias != NULL ? t->bias[o] : 0.0f;
-            for (int64_t r = r0; r < r1; r++)
-                t->dst[r * t->dst_stride + o] =
-                    t->dot(k, wrow, t->act + (size_t)r * t->act_row_bytes) + b;
+        const int64_t r1 = r0 + tile < t->n_rows ? r0 + tile : t->n_rows;
+        for (int64_t o = begin; o < end; o += RF_CPU_TILE_MAX) {
+            const int n_w = end - o < RF_CPU_TILE_MAX ? (int)(end - o) : RF_CPU_TILE_MAX;
+            dot_group(t, o, n_w, r0, r1);
         }
     }
 }
@@ -79,6 +111,7 @@ void rf__cpu_matmul(rf__cpu_matmul_ctx_t *mm, const rf_weight_t *w, const float 
     t.act_type = rf_cpu_act_type(w->type);
     t.act_row_bytes = rf_cpu_act_row_bytes(t.act_type, (int64_t)w->ne[0]);
     t.dot = rf_cpu_vec_dot_get(w->type, mm->isa);
+    t.tile = rf_cpu_vec_dot_tile_get(w->type, mm->isa);
     /* Quantizing a row or two is cheaper than waking the pool. */
     if (n_rows <= 2)
         quantize_task(&t, 0, 1);

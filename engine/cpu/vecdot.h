@@ -68,6 +68,24 @@ int rf_cpu_quantize_act(int act_type, const float *x, void *dst, int64_t n);
  * partial trailing block is ignored. */
 typedef float (*rf_cpu_vec_dot_fn)(int64_t n, const void *w, const void *act);
 
+/* The most weight rows and the most activation rows one tile call takes. */
+#define RF_CPU_TILE_MAX 4
+
+/* Dots of n_w weight rows (w_stride bytes apart) with n_act activation rows
+ * (act_stride bytes apart), 1 <= n_w, n_act <= RF_CPU_TILE_MAX:
+ * dst[a * dst_stride + i] = dot(weight row i, activation row a). A tile
+ * decodes each weight block once for all its activation rows and loads each
+ * activation block once for all its weight rows. Every output is computed
+ * exactly as rf_cpu_vec_dot_get(weight_type, isa) computes it alone, bit for
+ * bit, so a result never depends on the tile it was computed in. */
+typedef void (*rf_cpu_vec_dot_tile_fn)(int64_t n, const void *w, size_t w_stride, int n_w,
+                                       const void *act, size_t act_stride, int n_act, float *dst,
+                                       size_t dst_stride);
+
+/* The tile function matching rf_cpu_vec_dot_get(weight_type, isa); NULL
+ * where that ISA level has none (callers then loop over the dot product). */
+rf_cpu_vec_dot_tile_fn rf_cpu_vec_dot_tile_get(int weight_type, rf_cpu_isa_t isa);
+
 /* The function for a weight type on an ISA (falling back to the best
  * implemented one not above isa, and never above what this CPU supports);
  * NULL if the type has no dot product or isa is out of range. */

@@ -98,5 +98,17 @@ float rf__vec_dot_iq4_xs_avx2(int64_t n, const void *w, const void *act);
 float rf__vec_dot_f16_avx512(int64_t n, const void *w, const void *act);
 float rf__vec_dot_q4_0_avx512(int64_t n, const void *w, const void *act);
 float rf__vec_dot_q8_0_avx512(int64_t n, const void *w, const void *act);
+/* Q8_0 activations, byte for byte rf_quantize_row(RF_TYPE_Q8_0, ...); n a
+ * multiple of 32 (the caller checked it). */
+void rf__quantize_q8_0_avx512(const float *x, void *dst, int64_t n);
+void rf__vec_dot_tile_f16_avx512(int64_t n, const void *w, size_t w_stride, int n_w,
+                                 const void *act, size_t act_stride, int n_act, float *dst,
+                                 size_t dst_stride);
+void rf__vec_dot_tile_q4_0_avx512(int64_t n, const void *w, size_t w_stride, int n_w,
+                                  const void *act, size_t act_stride, int n_act, float *dst,
+                                  size_t dst_stride);
+void rf__vec_dot_tile_q8_0_avx512(int64_t n, const void *w, size_t w_stride, int n_w,
+                                  const void *act, size_t act_stride, int n_act, float *dst,
+                                  size_t dst_stride);
 
 #endif /* RF_CPU_VECDOT_INTERNAL_H */

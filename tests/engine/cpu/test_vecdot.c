@@ -248,6 +248,114 @@ TYPE_TEST(iq4_nl, RF_TYPE_IQ4_NL)
 TYPE_TEST(iq4_xs, RF_TYPE_IQ4_XS)
 TYPE_TEST(mxfp4, RF_TYPE_MXFP4)
 
+/* ------------------------------------------------------------------------
+ * Tiles: several weight rows times several activation rows per call
+ * ------------------------------------------------------------------------ */
+
+/* Every tile shape up to RF_CPU_TILE_MAX x RF_CPU_TILE_MAX, at odd
+ * addresses and strides, must give each output bit for bit what the
+ * single-row function of the same ISA gives (the matmul's results must not
+ * depend on how rows were grouped), and stay within TOLERANCE of scalar. */
+static void check_tiles(int type, int64_t n, uint64_t seed)
+{
+    enum { ROWS = RF_CPU_TILE_MAX };
+    uint64_t state = seed;
+    const int act_type = rf_cpu_act_type(type);
+    uint64_t w_bytes = 0;
+    cr_assert_eq(rf_type_row_bytes(type, (uint64_t)n, &w_bytes), 0);
+    const size_t a_bytes = rf_cpu_act_row_bytes(act_type, n);
+    /* Strides one byte longer than a row: no row starts aligned. */
+    const size_t w_stride = (size_t)w_bytes + 1, a_stride = a_bytes + 3;
+    float *f = malloc((size_t)n * sizeof *f);
+    uint8_t *wbuf = calloc(ROWS * w_stride + 1, 1), *abuf = calloc(ROWS * a_stride + 1, 1);
+    cr_assert(f && wbuf && abuf);
+    uint8_t *w = wbuf + 1, *a = abuf + 1;
+    for (int r = 0; r < ROWS; r++) {
+        random_floats(f, n, &state);
+        cr_assert_eq(rf_quantize_row(type, f, w + r * w_stride, n), 0);
+        random_floats(f, n, &state);
+        cr_assert_eq(rf_cpu_quantize_act(act_type, f, a + r * a_stride, n), 0);
+    }
+    rf_cpu_vec_dot_fn scalar = rf_cpu_vec_dot_get(type, RF_CPU_SCALAR);
+    for (int isa = RF_CPU_SCALAR; isa < RF_CPU_ISA_COUNT; isa++) {
+        if (!rf_cpu_isa_supported((rf_cpu_isa_t)isa))
+            continue;
+        rf_cpu_vec_dot_tile_fn tile = rf_cpu_vec_dot_tile_get(type, (rf_cpu_isa_t)isa);
+        rf_cpu_vec_dot_fn one = rf_cpu_vec_dot_get(type, (rf_cpu_isa_t)isa);
+        if (tile == NULL)
+            continue;
+        for (int n_w = 1; n_w <= ROWS; n_w++) {
+            for (int n_act = 1; n_act <= ROWS; n_act++) {
+                /* dst rows 7 floats apart, pre-filled to catch stray writes. */
+                float dst[ROWS * 7];
+                for (int k = 0; k < ROWS * 7; k++)
+                    dst[k] = -1234.5f;
+                tile(n, w, w_stride, n_w, a, a_stride, n_act, dst, 7);
+                for (int j = 0; j < ROWS; j++) {
+                    for (int i = 0; i < 7; i++) {
+                        const float got = dst[j * 7 + i];
+                        if (j >= n_act || i >= n_w) {
+                            cr_expect(got == -1234.5f, "%s tile %dx%d wrote outside at %d,%d",
+                                      rf_type_name(type), n_w, n_act, i, j);
+                            continue;
+                        }
+                        const uint8_t *wi = w + i * w_stride, *aj = a + j * a_stride;
+                        const float want = one(n, wi, aj);
+                        cr_expect(memcmp(&got, &want, sizeof got) == 0,
+                                  "%s n=%ld %s tile %dx%d output (%d,%d): %.9g, single row %.9g",
+                                  rf_type_name(type), (long)n,
+                                  rf_cpu_isa_name((rf_cpu_isa_t)isa), n_w, n_act, i, j,
+                                  (double)got, (double)want);
+                        const float s = scalar(n, wi, aj);
+                        double mag = 0.0;
+                        float wd[4096], ad[4096];
+                        cr_assert(n <= 4096);
+                        cr_assert_eq(rf_dequantize_row(type, wi, wd, n), 0);
+                        dequantize_act(act_type, aj, ad, n);
+                        for (int64_t e = 0; e < n; e++)
+                            mag += fabs((double)wd[e] * (double)ad[e]);
+                        cr_expect(fabs((double)got - (double)s) <= TOLERANCE * mag,
+                                  "%s n=%ld %s tile %dx%d: %.9g, scalar %.9g",
+                                  rf_type_name(type), (long)n,
+                                  rf_cpu_isa_name((rf_cpu_isa_t)isa), n_w, n_act,
+                                  (double)got, (double)s);
+                    }
+                }
+            }
+        }
+    }
+    free(f);
+    free(wbuf);
+    free(abuf);
+}
+
+Test(vecdot, tiles_equal_single_rows_bit_for_bit, .timeout = 60)
+{
+    /* Lengths leave every remainder of F16's 16-element step and its
+     * masked tail; the block formats get one, an odd number and many. */
+    static const int64_t f16_lengths[] = {1, 15, 16, 17, 100, 2048};
+    static const int64_t blocks[] = {1, 3, 64};
+    for (size_t k = 0; k < sizeof f16_lengths / sizeof f16_lengths[0]; k++)
+        check_tiles(RF_TYPE_F16, f16_lengths[k], 77 + k);
+    for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; k++) {
+        check_tiles(RF_TYPE_Q8_0, 32 * blocks[k], 177 + k);
+        check_tiles(RF_TYPE_Q4_0, 32 * blocks[k], 277 + k);
+    }
+}
+
+Test(vecdot, tile_paths_exist_where_the_cpu_has_them)
+{
+    static const int types[] = {RF_TYPE_F16, RF_TYPE_Q8_0, RF_TYPE_Q4_0};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        cr_expect_null(rf_cpu_vec_dot_tile_get(types[k], RF_CPU_SCALAR));
+        if (rf_cpu_isa_supported(RF_CPU_AVX512))
+            cr_expect_not_null(rf_cpu_vec_dot_tile_get(types[k], RF_CPU_AVX512), "%s",
+                               rf_type_name(types[k]));
+    }
+    cr_expect_null(rf_cpu_vec_dot_tile_get(RF_TYPE_Q4_K, RF_CPU_AVX512));
+    cr_expect_null(rf_cpu_vec_dot_tile_get(-1, RF_CPU_AVX512));
+}
+
 /* Scales of 1 make every product an exact integer, so all ISAs must give
  * the integer sum exactly. Weights hit the extremes the int8 sign trick
  * must handle: Q8_0's -128 (its |x| only fits unsigned) and Q4_0's -8,
@@ -320,6 +428,40 @@ Test(vecdot, q8_0_activations_dequantize_within_half_a_step)
             cr_expect((int8_t)q[34 * b + 2 + j] != -128, "element %d quantized to -128", i);
         }
     }
+}
+
+/* The activation quantizer may take a SIMD path; it must give quant.c's
+ * reference bytes exactly, on random rows and on the edge cases: ties that
+ * round away from zero (amax 127 makes the scale 1), values just below a
+ * half, NaN, infinities, signed zeros, subnormals and all-zero blocks. */
+Test(vecdot, q8_0_activations_equal_the_reference_quantizer)
+{
+    enum { N = 32 * 40 };
+    float x[N];
+    uint64_t state = 4242;
+    random_floats(x, N, &state);
+    /* Block 0: amax 127, ties k + 0.5 and neighbours either side. */
+    x[0] = 127.0f;
+    for (int j = 1; j < 32; j++) {
+        const float tie = (float)(j - 16) + 0.5f;
+        x[j] = j % 3 == 0 ? tie : j % 3 == 1 ? nextafterf(tie, 0.0f) : nextafterf(tie, 200.0f);
+    }
+    /* Block 1: NaN among finite values; block 2: an infinity; block 3:
+     * zeros of both signs; block 4: subnormals; block 5: -amax first. */
+    for (int j = 0; j < 32; j++) {
+        x[32 + j] = j == 5 ? NAN : 0.25f * (float)(j - 16);
+        x[64 + j] = j == 9 ? -INFINITY : 1.0f;
+        x[96 + j] = j % 2 ? -0.0f : 0.0f;
+        x[128 + j] = (float)(j - 16) * 1e-40f;
+        x[160 + j] = j == 0 ? -3.0f : (j == 7 ? 3.0f : 0.1f * (float)j);
+    }
+    uint8_t got[N / 32 * 34], want[N / 32 * 34];
+    memset(got, 0xaa, sizeof got);
+    cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, x, got, N), 0);
+    cr_assert_eq(rf_quantize_row(RF_TYPE_Q8_0, x, want, N), 0);
+    for (int b = 0; b < N / 32; b++)
+        cr_expect(memcmp(got + 34 * b, want + 34 * b, 34) == 0,
+                  "block %d differs from the reference quantizer", b);
 }
 
 Test(vecdot, q8_K_activations_dequantize_within_half_a_step_and_sum)
