@@ -9,48 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct result {
-    int status;     /* exit status, or -1 if killed by a signal */
-    char *out, *err;
-} result_t;
+#include "testutil.h"
 
-static char *slurp_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
+typedef rf_test_result_t result_t;
 
 /* Run the CLI with a shell-quoted argument string, capturing both streams. */
 static result_t run_cli(const char *args)
 {
-    char out[512], err[512], cmd[4096];
-    snprintf(out, sizeof out, "%s/cli_%d.out", RF_TMPDIR, (int)getpid());
-    snprintf(err, sizeof err, "%s/cli_%d.err", RF_TMPDIR, (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", RF_BIN, args, out, err);
-    int raw = system(cmd);
-    result_t r = {.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1};
-    r.out = slurp_file(out);
-    r.err = slurp_file(err);
-    return r;
-}
-
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
+    return rf_test_run(args, NULL);
 }
 
 static const char *model_path(const char *name)
@@ -73,11 +39,11 @@ Test(cli, help_lists_commands)
     result_t r = run_cli("--help");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "inspect") && strstr(r.out, "synth"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("help inspect");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "--json"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, unknown_command_is_usage_error)
@@ -85,10 +51,10 @@ Test(cli, unknown_command_is_usage_error)
     result_t r = run_cli("frobnicate");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "unknown command 'frobnicate'"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("");
     cr_assert_eq(r.status, 2);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, synth_then_inspect_text)
@@ -98,7 +64,7 @@ Test(cli, synth_then_inspect_text)
     snprintf(args, sizeof args, "synth --shape tiny --type q8_0 --seed 2 -q -o '%s'", path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "inspect '%s'", path);
     r = run_cli(args);
     cr_assert_eq(r.status, 0, "inspect: %s", r.err);
@@ -109,7 +75,7 @@ Test(cli, synth_then_inspect_text)
     cr_assert(strstr(r.out, "token_embd.weight"), "%s", r.out);
     cr_assert(strstr(r.out, "256 x 512"), "%s", r.out);
     cr_assert(strstr(r.out, "Q8_0"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, inspect_json_is_complete_and_parses)
@@ -119,7 +85,7 @@ Test(cli, inspect_json_is_complete_and_parses)
     snprintf(args, sizeof args, "synth --shape tiny --type f16 -q -o '%s'", path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "inspect --json --max-array 0 '%s'", path);
     r = run_cli(args);
     cr_assert_eq(r.status, 0, "inspect: %s", r.err);
@@ -147,7 +113,7 @@ Test(cli, inspect_json_is_complete_and_parses)
     }
     cr_assert(saw_tokens);
     json_decref(root);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, inspect_missing_file_names_it)
@@ -156,7 +122,7 @@ Test(cli, inspect_missing_file_names_it)
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "/nonexistent/model.gguf"), "%s", r.err);
     cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, synth_rejects_bad_options)
@@ -164,15 +130,15 @@ Test(cli, synth_rejects_bad_options)
     result_t r = run_cli("synth --shape tiny --type q9_9 -o /tmp/never.gguf");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "q9_9"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("synth --shape nope -o /tmp/never.gguf");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "nope"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("synth --shape tiny --type iq2_xxs -o /tmp/never.gguf");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "quantizer"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* Every file of the corrupt corpus: exit 1, exactly one line on stderr that
@@ -197,7 +163,7 @@ Test(cli, inspect_rejects_every_corrupt_file_in_one_line, .timeout = 300)
         cr_expect(strstr(r.err, "rocmforge: inspect: ") == r.err, "%s: %s", e->d_name, r.err);
         cr_expect(strstr(r.err, "byte ") != NULL, "%s: no byte offset: %s", e->d_name, r.err);
         cr_expect_eq(r.out[0], '\0', "%s: printed to stdout: %s", e->d_name, r.out);
-        result_free(&r);
+        rf_test_result_free(&r);
         n_files++;
     }
     closedir(d);
@@ -210,20 +176,13 @@ Test(cli, inspect_rejects_every_corrupt_file_in_one_line, .timeout = 300)
  * pipeline ('... | RF_BIN ...'): the redirections apply to all of it. */
 static result_t run_cli_input(const char *args, const char *input, size_t len)
 {
-    char in[512], out[512], err[512], cmd[4096];
+    char in[512];
     snprintf(in, sizeof in, "%s/cli_%d.in", RF_TMPDIR, (int)getpid());
-    snprintf(out, sizeof out, "%s/cli_%d.out", RF_TMPDIR, (int)getpid());
-    snprintf(err, sizeof err, "%s/cli_%d.err", RF_TMPDIR, (int)getpid());
     FILE *f = fopen(in, "wb");
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(input, 1, len, f), len);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "('%s' %s) <'%s' >'%s' 2>'%s'", RF_BIN, args, in, out, err);
-    int raw = system(cmd);
-    result_t r = {.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1};
-    r.out = slurp_file(out);
-    r.err = slurp_file(err);
-    return r;
+    return rf_test_run(args, in);
 }
 
 static void write_text(const char *path, const char *text)
@@ -352,7 +311,7 @@ static json_t *inspect_metadata(const char *path)
                         json_object_get(kv, "value"));
     }
     json_decref(root);
-    result_free(&r);
+    rf_test_result_free(&r);
     return meta;
 }
 
@@ -388,7 +347,7 @@ static const char *import_byte_level(const char *name)
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "vocab import: %s", r.err);
     cr_assert(strstr(r.err, "pre llama-bpe"), "summary: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     return gguf;
 }
 
@@ -398,20 +357,20 @@ Test(cli, help_lists_tokenizer_commands)
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "vocab") && strstr(r.out, "tokenize") && strstr(r.out, "detokenize"),
               "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("vocab --help");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "vocab import") && strstr(r.out, "tokenizer_config.json"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("help tokenize");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "--special") && strstr(r.out, "--no-bos") && strstr(r.out, "--json"),
               "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("detokenize --help");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "--skip-special"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, vocab_import_byte_level_writes_llama_cpp_keys)
@@ -451,7 +410,7 @@ Test(cli, vocab_import_reads_array_merges)
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(r.err[0], '\0', "-q prints nothing: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     json_t *meta = inspect_metadata(gguf);
     json_t *merges = meta_array(meta, "tokenizer.ggml.merges");
     cr_assert_str_eq(json_string_value(json_array_get(merges, 2)), "he ll");
@@ -472,7 +431,7 @@ Test(cli, vocab_import_spm_scores_types_and_prefix)
              cfg, gguf);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     json_t *meta = inspect_metadata(gguf);
     cr_assert_str_eq(json_string_value(json_object_get(meta, "general.architecture")), "llama");
@@ -507,19 +466,19 @@ Test(cli, vocab_import_spm_scores_types_and_prefix)
     r = run_cli_input(args, "hello", 5);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "1 269\n", "BOS, then ▁hello");
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "detokenize -m '%s' --skip-special", gguf);
     r = run_cli_input(args, "1 269", 5);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "hello", "the space prefix is dropped");
-    result_free(&r);
+    rf_test_result_free(&r);
     /* é is not in the vocabulary: byte fallback, and back */
     snprintf(args, sizeof args, "tokenize --no-bos -m '%s' | '%s' detokenize -m '%s'", gguf, RF_BIN,
              gguf);
     r = run_cli_input(args, "h\xc3\xa9 hello", 9);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "h\xc3\xa9 hello");
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, tokenize_and_detokenize_imported_vocab)
@@ -530,18 +489,18 @@ Test(cli, tokenize_and_detokenize_imported_vocab)
     result_t r = run_cli_input(args, "hello hello", 11);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "259 260\n");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     /* special tokens are text unless --special */
     r = run_cli_input(args, "hello<|end|>", 12);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "259 60 124 101 110 100 124 62\n");
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "tokenize --special -m '%s'", gguf);
     r = run_cli_input(args, "hello<|end|>", 12);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "259 261\n");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     snprintf(args, sizeof args, "tokenize --json --no-bos -m '%s'", gguf);
     r = run_cli_input(args, "hello hello", 11);
@@ -558,22 +517,22 @@ Test(cli, tokenize_and_detokenize_imported_vocab)
     /* detokenize takes the --json object, a JSON array, or a plain list */
     char json_out[1024];
     snprintf(json_out, sizeof json_out, "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "detokenize -m '%s'", gguf);
     const char *inputs[] = {json_out, "[259, 260]", "259,260", " 259\n260\n"};
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
         r = run_cli_input(args, inputs[i], strlen(inputs[i]));
         cr_assert_eq(r.status, 0, "input %zu: %s", i, r.err);
         cr_assert_str_eq(r.out, "hello hello", "input %zu", i);
-        result_free(&r);
+        rf_test_result_free(&r);
     }
     r = run_cli_input(args, "259 261", 7);
     cr_assert_str_eq(r.out, "hello<|end|>");
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "detokenize --skip-special -m '%s'", gguf);
     r = run_cli_input(args, "259 261", 7);
     cr_assert_str_eq(r.out, "hello");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     /* bytes in, the same bytes out: UTF-8 the merges do not cover, emoji,
      * a newline at the end */
@@ -583,7 +542,7 @@ Test(cli, tokenize_and_detokenize_imported_vocab)
     r = run_cli_input(args, text, sizeof text - 1);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, text);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, tokenize_synth_model_round_trip)
@@ -593,20 +552,20 @@ Test(cli, tokenize_synth_model_round_trip)
     snprintf(args, sizeof args, "synth --shape tiny -q -o '%s'", path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     const char text[] = "The quick brown fox, 12345 \xe2\x80\x94 caf\xc3\xa9!\n";
     snprintf(args, sizeof args, "tokenize --no-bos -m '%s' | '%s' detokenize -m '%s'", path, RF_BIN,
              path);
     r = run_cli_input(args, text, sizeof text - 1);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, text);
-    result_free(&r);
+    rf_test_result_free(&r);
     /* with BOS (the synthetic vocabulary adds it) the first id is BOS */
     snprintf(args, sizeof args, "tokenize -m '%s'", path);
     r = run_cli_input(args, "", 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_neq(r.out[0], '\n', "BOS is printed for empty text: '%s'", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, tokenize_rejects_bad_usage_and_ids)
@@ -614,11 +573,11 @@ Test(cli, tokenize_rejects_bad_usage_and_ids)
     result_t r = run_cli("tokenize");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "-m"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("tokenize -m /nonexistent/v.gguf");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "/nonexistent/v.gguf"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     const char *gguf = import_byte_level("bad");
     char args[2048];
@@ -626,19 +585,19 @@ Test(cli, tokenize_rejects_bad_usage_and_ids)
     r = run_cli_input(args, "259 abc", 7);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "'abc'") && strstr(r.err, "id 2"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli_input(args, "259 99999", 9);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "99999") && strstr(r.err, "263 tokens"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli_input(args, "[259, \"x\"]", 10);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "id 2"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli_input(args, "[259,", 5);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "invalid JSON"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* Every failure: exit 1 (2 for usage), one line on stderr naming the file. */
@@ -654,7 +613,7 @@ static void expect_import_error(const char *tok_path, const char *cfg_path, cons
     cr_expect(strstr(r.err, "rocmforge: vocab: ") == r.err, "%s", r.err);
     cr_expect(strstr(r.err, needle1) != NULL, "'%s' not in: %s", needle1, r.err);
     cr_expect(needle2 == NULL || strstr(r.err, needle2) != NULL, "'%s' not in: %s", needle2, r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, vocab_import_bad_json_names_line_and_column)
@@ -716,14 +675,14 @@ Test(cli, vocab_import_rejects_bad_input)
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 2, "the output would overwrite a JSON input: %s", r.err);
     cr_assert(strstr(r.err, "last argument"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("vocab import only-one.json");
     cr_assert_eq(r.status, 2);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("vocab export x");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "'export'"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---- chat ---- */
@@ -735,7 +694,7 @@ Test(cli, chat_renders_with_named_family_and_refuses_unknown_template)
     snprintf(args, sizeof args, "synth --shape tiny --type q8_0 -q -o '%s'", path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     const char *messages = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
                            "{\"role\":\"user\",\"content\":\"2+2?\"}]";
 
@@ -745,14 +704,14 @@ Test(cli, chat_renders_with_named_family_and_refuses_unknown_template)
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "--chat-template"), "%s", r.err);
     cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     snprintf(args, sizeof args, "chat --chat-template chatml -m '%s'", path);
     r = run_cli_input(args, messages, strlen(messages));
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?"
                             "<|im_end|>\n<|im_start|>assistant\n");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     snprintf(args, sizeof args, "chat --chat-template llama3 --no-generation-prompt -m '%s'", path);
     r = run_cli_input(args, messages + 0, strlen(messages));
@@ -760,30 +719,30 @@ Test(cli, chat_renders_with_named_family_and_refuses_unknown_template)
     cr_assert_str_eq(r.out, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
                             "Be brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
                             "2+2?<|eot_id|>");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     /* --ids parses the special tokens the template wrote: BOS first. */
     snprintf(args, sizeof args, "chat --chat-template llama3 --ids -m '%s'", path);
     r = run_cli_input(args, messages, strlen(messages));
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strncmp(r.out, "507 509 ", 8) == 0, "BOS then <|start_header_id|>: %s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     snprintf(args, sizeof args, "chat --chat-template vicuna -m '%s'", path);
     r = run_cli_input(args, messages, strlen(messages));
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "vicuna"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     snprintf(args, sizeof args, "chat --chat-template chatml -m '%s'", path);
     r = run_cli_input(args, "[{\"role\":\"user\"}]", 17);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "message 0"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli_input(args, "[{\"role\":\"user\", ", 17);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "line 1"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---- quantize ---- */
@@ -843,12 +802,12 @@ static double round_trip(const char *ref_path, int type, const char *tag)
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "quantize: %s", r.err);
     cr_assert(strstr(r.err, "16 of 21 tensors converted"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "quantize -q --type f32 '%s' '%s'", q_path, back_path);
     r = run_cli(args);
     cr_assert_eq(r.status, 0, "dequantize: %s", r.err);
     cr_assert_str_eq(r.err, "", "--quiet prints nothing");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     rf_err_t err = {0};
     rf_gguf_t *ref = NULL, *q = NULL, *back = NULL;
@@ -929,7 +888,7 @@ Test(cli, quantize_round_trip_within_type_error, .timeout = 120)
     snprintf(args, sizeof args, "synth --shape tiny --type f32 --seed 7 -q -o '%s'", ref_path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     double rel_q8 = round_trip(ref_path, RF_TYPE_Q8_0, "q_q8_0.gguf");
     double rel_q4 = round_trip(ref_path, RF_TYPE_Q4_K, "q_q4_k.gguf");
@@ -976,7 +935,7 @@ Test(cli, quantize_keeps_tensors_that_do_not_fit_and_names_them)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.err, "note: tensor 'narrow.weight' keeps type F32"), "%s", r.err);
     cr_assert(strstr(r.err, "1 kept their type"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     rf_err_t err = {0};
     rf_gguf_t *g = NULL;
     cr_assert_eq(rf_gguf_open(&g, out_path, &err), 0, "%s", err.msg);
@@ -992,7 +951,7 @@ Test(cli, quantize_keeps_tensors_that_do_not_fit_and_names_them)
     r = run_cli(args);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_null(strstr(r.err, "note:"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     cr_assert_eq(rf_gguf_open(&g, out_path, &err), 0, "%s", err.msg);
     cr_assert_str_eq(tensor_type_name(g, "narrow.weight"), "Q8_0");
     cr_assert_str_eq(tensor_type_name(g, "norm.weight"), "F16");
@@ -1005,7 +964,7 @@ Test(cli, quantize_keeps_tensors_that_do_not_fit_and_names_them)
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "'narrow.weight'") && strstr(r.err, "96"), "%s", r.err);
     cr_assert_neq(access(out_path, F_OK), 0, "no output file after an error");
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(cli, quantize_rejects_bad_usage)
@@ -1013,19 +972,19 @@ Test(cli, quantize_rejects_bad_usage)
     result_t r = run_cli("quantize a.gguf b.gguf");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "--type"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("quantize a.gguf b.gguf --type q9_9");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "q9_9"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("quantize /nonexistent/in.gguf /tmp/never.gguf --type q8_0");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "/nonexistent/in.gguf"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = run_cli("help quantize");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "--keep-1d") && strstr(r.out, "Q4_K"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---- generate, score ---- */
@@ -1038,7 +997,7 @@ static const char *tiny_model(const char *name, const char *type)
     snprintf(args, sizeof args, "synth --shape tiny --type %s --seed 9 -q -o '%s'", type, path);
     result_t r = run_cli(args);
     cr_assert_eq(r.status, 0, "synth: %s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     return path;
 }
 
@@ -1055,7 +1014,7 @@ Test(cli, generate_is_deterministic_per_seed_and_json_is_complete)
     cr_assert(a_sum && b_sum && a_sum - a.out == b_sum - b.out &&
                   memcmp(a.out, b.out, (size_t)(a_sum - a.out)) == 0,
               "same seed, same tokens:\n%s\n%s", a.out, b.out);
-    result_free(&b);
+    rf_test_result_free(&b);
     /* 12 token objects, then the summary */
     int lines = count_lines(a.out);
     cr_assert_eq(lines, 13, "%s", a.out);
@@ -1081,7 +1040,7 @@ Test(cli, generate_is_deterministic_per_seed_and_json_is_complete)
     cr_assert_str_eq(json_string_value(json_object_get(sum, "finish_reason")), "length");
     cr_assert_eq(json_integer_value(json_object_get(sum, "completion_tokens")), 12);
     json_decref(sum);
-    result_free(&a);
+    rf_test_result_free(&a);
 
     snprintf(args, sizeof args, "generate -m '%s' -p 'abc' -n 12 --temp 0.9 --seed 6 "
              "--ignore-eos --json", m);
@@ -1094,8 +1053,8 @@ Test(cli, generate_is_deterministic_per_seed_and_json_is_complete)
     cr_assert(c_end - c.out != d_end - d.out ||
                   memcmp(c.out, d.out, (size_t)(c_end - c.out)) != 0,
               "another seed samples other tokens");
-    result_free(&c);
-    result_free(&d);
+    rf_test_result_free(&c);
+    rf_test_result_free(&d);
 }
 
 Test(cli, generate_greedy_prompt_ids_and_errors)
@@ -1107,22 +1066,22 @@ Test(cli, generate_greedy_prompt_ids_and_errors)
     cr_assert_eq(a.status, 0, "%s", a.err);
     cr_assert(strstr(a.err, "3 prompt tokens"), "%s", a.err);
     cr_assert(strstr(a.err, "8 generated"), "%s", a.err);
-    result_free(&a);
+    rf_test_result_free(&a);
     snprintf(args, sizeof args, "generate -m '%s' --prompt-ids 507,9999 -n 2", m);
     a = run_cli(args);
     cr_assert_eq(a.status, 2);
     cr_assert(strstr(a.err, "9999"), "%s", a.err);
-    result_free(&a);
+    rf_test_result_free(&a);
     snprintf(args, sizeof args, "generate -m '%s' -p hi --top-p 1.5", m);
     a = run_cli(args);
     cr_assert_neq(a.status, 0);
     cr_assert(strstr(a.err, "top_p") || strstr(a.err, "top-p"), "%s", a.err);
-    result_free(&a);
+    rf_test_result_free(&a);
     snprintf(args, sizeof args, "generate -m '%s' -p hi --chat", m);
     a = run_cli(args);
     cr_assert_eq(a.status, 1);
     cr_assert(strstr(a.err, "--chat-template"), "%s", a.err);
-    result_free(&a);
+    rf_test_result_free(&a);
 }
 
 Test(cli, score_sums_per_token_logprobs)
@@ -1149,9 +1108,9 @@ Test(cli, score_sums_per_token_logprobs)
     cr_assert(fabs(sum - reported) < 1e-6 * (1 + fabs(sum)), "%g vs %g", sum, reported);
     cr_assert(json_is_boolean(json_object_get(root, "is_greedy")));
     json_decref(root);
-    result_free(&r);
+    rf_test_result_free(&r);
     snprintf(args, sizeof args, "score -m '%s' --context 'x'", m);
     r = run_cli(args);
     cr_assert_eq(r.status, 2);
-    result_free(&r);
+    rf_test_result_free(&r);
 }

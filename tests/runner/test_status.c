@@ -22,64 +22,28 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "testutil.h"
+
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct result {
-    int status; /* exit status, or -1 if killed by a signal */
-    char *out, *err;
-} result_t;
-
-static char *slurp_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    size_t cap = 4096, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
+typedef rf_test_result_t result_t;
 
 /* A file name unique to this test process. */
+/* rocmforge ARGS (shell-quoted by the caller). */
 static const char *tmp_path(const char *name)
 {
-    static char buf[16][512];
-    static int next;
-    char *p = buf[next++ % 16];
-    snprintf(p, sizeof buf[0], "%s/status_%d_%s", RF_TMPDIR, (int)getpid(), name);
-    return p;
+    return rf_test_tmp_path("status", name);
 }
 
-/* rocmforge ARGS (shell-quoted by the caller). */
 static result_t cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static result_t cli(const char *fmt, ...)
 {
-    char args[2048], out[600], err[600], cmd[4096];
+    char args[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(out, sizeof out, "%s", tmp_path("cli.out"));
-    snprintf(err, sizeof err, "%s", tmp_path("cli.err"));
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", RF_BIN, args, out, err);
-    int raw = system(cmd);
-    result_t r = {.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1};
-    r.out = slurp_file(out);
-    r.err = slurp_file(err);
-    return r;
-}
-
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
+    return rf_test_run(args, NULL);
 }
 
 static int64_t now_ms(void)
@@ -215,7 +179,7 @@ static const char *build_db(const char *name)
     fclose(f);
     result_t r = cli("submit '%s' '%s' --run batch --quiet", db_path, jsonl);
     cr_assert_eq(r.status, 1, "one line is rejected: %s %s", r.out, r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
@@ -282,7 +246,7 @@ static double rval(json_t *j, const char *path)
 /* Lines of a JSONL file, parsed; *n set. Each line must be one object. */
 static json_t **read_jsonl(const char *path, size_t *n)
 {
-    char *text = slurp_file(path);
+    char *text = rf_test_slurp(path);
     json_t **lines = calloc(64, sizeof *lines);
     *n = 0;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
@@ -327,7 +291,7 @@ Test(status, runs_lists_counts_per_state, .timeout = 60)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "batch") != NULL, "%s", r.out);
     cr_assert(strstr(r.out, "4/9 (44.4%)") != NULL, "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("runs '%s' --json", db);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -341,7 +305,7 @@ Test(status, runs_lists_counts_per_state, .timeout = 60)
     cr_assert_eq(ival(run, "jobs.cancelled"), 1);
     cr_assert_eq(ival(run, "jobs.total"), 9);
     json_decref(j);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(status, json_reports_tokens_throughput_errors_and_compression, .timeout = 60)
@@ -390,7 +354,7 @@ Test(status, json_reports_tokens_throughput_errors_and_compression, .timeout = 6
     cr_assert_eq(ival(j, "compression.with_dict.output_bytes"), 3);
     cr_assert_eq(ival(j, "compression.without_dict.outputs"), 4);
     json_decref(j);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(status, text_names_each_part, .timeout = 60)
@@ -411,12 +375,12 @@ Test(status, text_names_each_part, .timeout = 60)
     };
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         cr_assert(strstr(r.out, expect[i]) != NULL, "missing '%s' in:\n%s", expect[i], r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("status '%s' --run nosuch", db);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "no run named 'nosuch'") != NULL, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(status, missing_database_is_an_error_and_not_created, .timeout = 60)
@@ -434,7 +398,7 @@ Test(status, missing_database_is_an_error_and_not_created, .timeout = 60)
         cr_assert(strstr(r.err, db) != NULL && strstr(r.err, "does not exist") != NULL,
                   "%s: %s", cmds[i], r.err);
         cr_assert_neq(access(db, F_OK), 0, "%s created the database", cmds[i]);
-        result_free(&r);
+        rf_test_result_free(&r);
     }
 }
 
@@ -444,21 +408,21 @@ Test(status, usage_errors, .timeout = 60)
     result_t r = cli("export '%s'", db);
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "--run NAME") != NULL, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = cli("retry '%s' --state done", db);
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "failed or cancelled") != NULL, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = cli("cancel '%s' --job q1", db);
     cr_assert_eq(r.status, 2);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = cli("export '%s' --run batch --format csv", db);
     cr_assert_eq(r.status, 2);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = cli("status --help");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "usage: rocmforge status DB") != NULL);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- export */
@@ -476,7 +440,7 @@ Test(status, export_openai_batch_output, .timeout = 60)
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     cr_assert_neq(access(tmp, F_OK), 0, "the .tmp file is renamed");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     size_t n;
     json_t **lines = read_jsonl(out, &n);
@@ -558,7 +522,7 @@ Test(status, export_simple_to_stdout_with_errors_inline, .timeout = 60)
     FILE *f = fopen(out, "w");
     fputs(r.out, f);
     fclose(f);
-    result_free(&r);
+    rf_test_result_free(&r);
     size_t n;
     json_t **lines = read_jsonl(out, &n);
     cr_assert_eq(n, 7, "4 done, then 2 failed and 1 cancelled in the same stream");
@@ -596,7 +560,7 @@ Test(status, export_of_a_corrupt_output_skips_that_job, .timeout = 60)
     result_t r = cli("export '%s' --run batch -o '%s' --errors '%s'", db, out, errs);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "job 'c1'") != NULL, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     size_t n;
     json_t **lines = read_jsonl(out, &n);
     cr_assert_eq(n, 3, "the other done jobs are written");
@@ -627,14 +591,14 @@ Test(status, cancel_retry_requeue_move_jobs_and_print_counts, .timeout = 60)
               "%s", r.out);
     cr_assert(strstr(r.out, "after:  0 queued, 0 running, 4 done, 2 failed, 3 cancelled") != NULL,
               "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("retry '%s' --state failed --run batch", db);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "2 jobs moved from failed to queued") != NULL, "%s", r.out);
     cr_assert_eq(count_state(db, "failed"), 0);
     cr_assert_eq(count_state(db, "cancelled"), 3, "--state failed leaves cancelled jobs");
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("requeue '%s' --run batch --job q1", db);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -645,24 +609,24 @@ Test(status, cancel_retry_requeue_move_jobs_and_print_counts, .timeout = 60)
     cr_assert_eq(query_i64(handle, "SELECT count(*) FROM results r JOIN jobs j USING (job_id) "
                                    "WHERE j.custom_id = 'q1'"), 0, "requeue deletes results");
     sqlite3_close(handle);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("retry '%s' --run batch --job c1", db);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "is done; retry moves only failed or cancelled jobs: nothing "
                             "changed") != NULL, "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("retry '%s' --run batch", db);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "3 jobs moved") != NULL, "%s", r.out);
     cr_assert_eq(count_state(db, "queued"), 6);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     r = cli("requeue '%s' --run batch --job nosuch", db);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "no job with custom_id 'nosuch'") != NULL, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 Test(status, export_writes_through_a_symbolic_link_in_place, .timeout = 60)
@@ -677,7 +641,7 @@ Test(status, export_writes_through_a_symbolic_link_in_place, .timeout = 60)
     result_t r = cli("export '%s' --run batch -o '%s' --errors '%s'", db, link,
                      tmp_path("link_errors.jsonl"));
     cr_assert_eq(r.status, 0, "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     struct stat st;
     cr_assert_eq(lstat(link, &st), 0);
     cr_assert(S_ISLNK(st.st_mode), "the link is not replaced by a file");

@@ -18,48 +18,16 @@
 
 #include "db.h"
 #include "ingest.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct result {
-    int status;     /* exit status, or -1 if killed by a signal */
-    char *out, *err;
-} result_t;
-
-static char *slurp_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    size_t cap = 4096, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
+typedef rf_test_result_t result_t;
 
 /* A file name unique to this test process. */
 static const char *tmp_path(const char *name)
 {
-    static char buf[16][512];
-    static int next;
-    char *p = buf[next++ % 16];
-    snprintf(p, sizeof buf[0], "%s/submit_%d_%s", RF_TMPDIR, (int)getpid(), name);
-    return p;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s", path);
-    fputs(text, f);
-    fclose(f);
+    return rf_test_tmp_path("submit", name);
 }
 
 /* rocmforge submit DB FILE args... (args shell-quoted by the caller). */
@@ -67,28 +35,15 @@ static result_t submit(const char *db, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static result_t submit(const char *db, const char *file, const char *fmt, ...)
 {
-    char args[2048] = "", out[600], err[600], cmd[4096];
+    char args[2048] = "", cmd[4096];
     if (fmt != NULL) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(args, sizeof args, fmt, ap);
         va_end(ap);
     }
-    snprintf(out, sizeof out, "%s/submit_%d.out", RF_TMPDIR, (int)getpid());
-    snprintf(err, sizeof err, "%s/submit_%d.err", RF_TMPDIR, (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' submit '%s' '%s' %s >'%s' 2>'%s' </dev/null", RF_BIN, db,
-             file, args, out, err);
-    int raw = system(cmd);
-    result_t r = {.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1};
-    r.out = slurp_file(out);
-    r.err = slurp_file(err);
-    return r;
-}
-
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
+    snprintf(cmd, sizeof cmd, "submit '%s' '%s' %s", db, file, args);
+    return rf_test_run(cmd, NULL);
 }
 
 static sqlite3 *open_db(const char *path)
@@ -164,7 +119,7 @@ static char *reason_of(sqlite3 *db, int n)
 Test(submit, each_shape_is_stored)
 {
     const char *db_path = tmp_path("shapes.db"), *file = tmp_path("shapes.jsonl");
-    write_file(file,
+    rf_test_write_file(file,
         "{\"custom_id\":\"p\",\"prompt\":\"Once upon\",\"max_tokens\":12,\"temperature\":0.5,"
         "\"metadata\":{\"expected\":\"42\"}}\n"
         "{\"custom_id\":\"c\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
@@ -173,7 +128,7 @@ Test(submit, each_shape_is_stored)
     result_t r = submit(db_path, file, "--run shapes --quiet");
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_assert(strstr(r.out, "3 accepted, 0 already present, 0 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM jobs"), 3);
@@ -222,7 +177,7 @@ Test(submit, each_shape_is_stored)
 Test(submit, openai_batch_lines_of_both_urls)
 {
     const char *db_path = tmp_path("openai.db"), *file = tmp_path("openai.jsonl");
-    write_file(file,
+    rf_test_write_file(file,
         "{\"custom_id\":\"req-1\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\","
         "\"body\":{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"developer\",\"content\":"
         "\"Answer.\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},"
@@ -240,7 +195,7 @@ Test(submit, openai_batch_lines_of_both_urls)
     result_t r = submit(db_path, file, "--quiet");
     cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
     cr_assert(strstr(r.out, "2 accepted, 0 already present, 3 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     sqlite3 *db = open_db(db_path);
     char *name = query_text(db, "SELECT name FROM runs"), expect[64];
@@ -343,7 +298,7 @@ Test(submit, each_rejection_reason_on_its_line)
     snprintf(expect, sizeof expect, "1 accepted, 0 already present, %zu rejected", N_BAD);
     cr_assert(strstr(r.out, expect), "%s", r.out);
     cr_assert(strstr(r.out, ":1: invalid JSON"), "first reasons are printed: %s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 
     sqlite3 *db = open_db(db_path);
     for (size_t i = 0; i < N_BAD; i++) {
@@ -379,7 +334,7 @@ Test(submit, good_lines_go_in_beside_bad_ones)
     result_t r = submit(db_path, file, "--run mixed --quiet");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.out, "14 accepted, 0 already present, 6 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM jobs WHERE source_line %% 3 != 0"), 14);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM rejected_lines WHERE source_line %% 3 = 0"), 6);
@@ -389,12 +344,12 @@ Test(submit, good_lines_go_in_beside_bad_ones)
 Test(submit, invalid_utf8_line_is_rejected_alone)
 {
     const char *db_path = tmp_path("utf8.db"), *file = tmp_path("utf8.jsonl");
-    write_file(file, "{\"custom_id\":\"ok1\",\"prompt\":\"caf\xc3\xa9\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"ok1\",\"prompt\":\"caf\xc3\xa9\"}\n"
                      "{\"custom_id\":\"bad\",\"prompt\":\"caf\xe9\"}\n"
                      "{\"custom_id\":\"ok2\",\"prompt\":\"\xe2\x82\xac 5\"}\n");
     result_t r = submit(db_path, file, "--run u --quiet");
     cr_assert_eq(r.status, 1);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM jobs"), 2);
     char *why = reason_of(db, 2);
@@ -412,14 +367,14 @@ Test(submit, invalid_utf8_line_is_rejected_alone)
 Test(submit, blank_lines_are_skipped_and_counted)
 {
     const char *db_path = tmp_path("blank.db"), *file = tmp_path("blank.jsonl");
-    write_file(file, "\n{\"custom_id\":\"a\",\"prompt\":\"x\"}\n   \n\t\r\n"
+    rf_test_write_file(file, "\n{\"custom_id\":\"a\",\"prompt\":\"x\"}\n   \n\t\r\n"
                      "{\"custom_id\":\"b\",\"prompt\":\"y\"}\r\n\n"
                      "{\"custom_id\":\"c\",\"prompt\":\"z\",\"n\":0}");
     result_t r = submit(db_path, file, "--run blank --quiet");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.out, "2 accepted, 0 already present, 1 rejected, 4 blank lines skipped "
                      "(7 lines)"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT source_line FROM jobs WHERE custom_id = 'b'"), 5,
                  "blank lines still count for line numbers");
@@ -433,18 +388,18 @@ Test(submit, blank_lines_are_skipped_and_counted)
 Test(submit, resubmission_inserts_nothing_new)
 {
     const char *db_path = tmp_path("again.db"), *file = tmp_path("again.jsonl");
-    write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"x\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"x\"}\n"
                      "{\"custom_id\":\"b\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}\n"
                      "{\"custom_id\":\"c\",\"prompt\":\"z\",\"top_p\":7}\n");
     result_t r = submit(db_path, file, "--run again --quiet");
     cr_assert(strstr(r.out, "2 accepted, 0 already present, 1 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     /* Same file through another path: the stored name is absolute. */
     char other[600];
     snprintf(other, sizeof other, "%s/./%s", RF_TMPDIR, strrchr(file, '/') + 1);
     r = submit(db_path, other, "--run again --quiet");
     cr_assert(strstr(r.out, "0 accepted, 2 already present, 1 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM jobs"), 2);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM rejected_lines"), 1,
@@ -453,13 +408,13 @@ Test(submit, resubmission_inserts_nothing_new)
     sqlite3_close(db);
 
     /* The file is fixed: line 3 goes in and its old rejection goes away. */
-    write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"x\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"x\"}\n"
                      "{\"custom_id\":\"b\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}\n"
                      "{\"custom_id\":\"c\",\"prompt\":\"z\",\"top_p\":0.7}\n");
     r = submit(db_path, file, "--run again --quiet");
     cr_assert_eq(r.status, 0, "%s", r.out);
     cr_assert(strstr(r.out, "1 accepted, 2 already present, 0 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM jobs"), 3);
     cr_assert_eq(query_int(db, "SELECT count(*) FROM rejected_lines"), 0);
@@ -469,13 +424,13 @@ Test(submit, resubmission_inserts_nothing_new)
 Test(submit, duplicate_custom_id_with_different_content)
 {
     const char *db_path = tmp_path("dup.db"), *file = tmp_path("dup.jsonl");
-    write_file(file, "{\"custom_id\":\"q1\",\"prompt\":\"What is 2+2?\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"q1\",\"prompt\":\"What is 2+2?\"}\n"
                      "{\"custom_id\":\"q1\",\"prompt\":\"What is 2+2?\"}\n"
                      "{\"custom_id\":\"q1\",\"prompt\":\"What is 3+3?\"}\n");
     result_t r = submit(db_path, file, "--run dup --quiet");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.out, "1 accepted, 1 already present, 1 rejected"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     char *why = reason_of(db, 3);
     cr_assert(why && strstr(why, "duplicate custom_id 'q1'") && strstr(why, "(line 1)"), "%s",
@@ -490,14 +445,14 @@ Test(submit, duplicate_custom_id_with_different_content)
     /* Another file with the same id and other params is a conflict too;
      * to a different run it is a new job. */
     const char *file2 = tmp_path("dup2.jsonl");
-    write_file(file2, "{\"custom_id\":\"q1\",\"prompt\":\"What is 2+2?\",\"seed\":1}\n");
+    rf_test_write_file(file2, "{\"custom_id\":\"q1\",\"prompt\":\"What is 2+2?\",\"seed\":1}\n");
     r = submit(db_path, file2, "--run dup --quiet");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.out, "from another file"), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = submit(db_path, file2, "--run dup-b --quiet");
     cr_assert_eq(r.status, 0, "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- defaults */
@@ -505,14 +460,14 @@ Test(submit, duplicate_custom_id_with_different_content)
 Test(submit, command_line_defaults_fill_unset_params)
 {
     const char *db_path = tmp_path("defaults.db"), *file = tmp_path("defaults.jsonl");
-    write_file(file, "{\"custom_id\":\"d\",\"prompt\":\"x\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"d\",\"prompt\":\"x\"}\n"
                      "{\"custom_id\":\"o\",\"prompt\":\"y\",\"temperature\":0.9,\"max_tokens\":3,"
                      "\"priority\":-2}\n");
     result_t r = submit(db_path, file, "--run def --quiet --temperature 0.2 --max-tokens 77 "
                         "--top-p 0.9 --seed 11 --stop END --stop '###' --priority 4 "
                         "--max-attempts 5 --not-before 2030-01-01T00:00:00Z --logprobs");
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     json_t *pp = job_json(db, "d", "params");
     cr_assert_float_eq(param_real(pp, "temperature"), 0.2, 1e-12);
@@ -545,10 +500,10 @@ Test(submit, command_line_defaults_fill_unset_params)
 
     /* A later submit without options uses the stored defaults. */
     const char *file2 = tmp_path("defaults2.jsonl");
-    write_file(file2, "{\"custom_id\":\"later\",\"prompt\":\"z\"}\n");
+    rf_test_write_file(file2, "{\"custom_id\":\"later\",\"prompt\":\"z\"}\n");
     r = submit(db_path, file2, "--run def --quiet");
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     db = open_db(db_path);
     pp = job_json(db, "later", "params");
     cr_assert_eq(json_integer_value(json_object_get(pp, "max_tokens")), 77);
@@ -559,15 +514,15 @@ Test(submit, command_line_defaults_fill_unset_params)
 Test(submit, bad_defaults_are_usage_errors)
 {
     const char *db_path = tmp_path("baddef.db"), *file = tmp_path("baddef.jsonl");
-    write_file(file, "{\"custom_id\":\"d\",\"prompt\":\"x\"}\n");
+    rf_test_write_file(file, "{\"custom_id\":\"d\",\"prompt\":\"x\"}\n");
     result_t r = submit(db_path, file, "--temperature -3");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "--temperature") && strstr(r.err, "must be in"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = submit(db_path, file, "--max-tokens lots");
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "must be an integer"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     cr_assert_neq(access(db_path, F_OK), 0, "no database is created on a usage error");
 }
 
@@ -589,11 +544,11 @@ Test(submit, stdin_with_a_run_name_and_a_missing_file)
     result_t r = submit(db_path, "-", "%s", "");
     cr_assert_eq(r.status, 2, "stdin needs --run");
     cr_assert(strstr(r.err, "--run"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
     r = submit(db_path, tmp_path("missing.jsonl"), "--run m");
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "missing.jsonl: No such file or directory"), "%s", r.err);
-    result_free(&r);
+    rf_test_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- limits */
@@ -614,7 +569,7 @@ Test(submit, line_over_the_length_limit, .timeout = 60)
     cr_assert(strstr(r.out, "2 accepted, 0 already present, 1 rejected"), "%s", r.out);
     cr_assert(strstr(r.out, ":2: line is 68157471 bytes, over the limit of 67108864"), "%s",
               r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     sqlite3 *db = open_db(db_path);
     cr_assert_eq(query_int(db, "SELECT length(line) FROM rejected_lines"), 4096,
                  "the stored line is cut to 4 KiB");
@@ -626,7 +581,7 @@ Test(submit, line_over_the_length_limit, .timeout = 60)
 Test(submit, small_line_limit_through_the_api)
 {
     const char *db_path = tmp_path("api.db"), *file = tmp_path("api.jsonl");
-    write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"short\"}\n"
+    rf_test_write_file(file, "{\"custom_id\":\"a\",\"prompt\":\"short\"}\n"
                      "{\"custom_id\":\"b\",\"prompt\":\"this one is longer than sixty-four bytes "
                      "in total\"}\n"
                      "{\"custom_id\":\"c\",\"prompt\":\"short\"}\n");
@@ -671,7 +626,7 @@ Test(submit, large_file_with_bounded_memory, .timeout = 120)
     snprintf(expect, sizeof expect, "%lld accepted, 0 already present, %lld rejected",
              N_LINES - n_bad, n_bad);
     cr_assert(strstr(r.out, expect), "%s", r.out);
-    result_free(&r);
+    rf_test_result_free(&r);
     struct rusage ru;
     getrusage(RUSAGE_CHILDREN, &ru);
 #if defined(__SANITIZE_ADDRESS__)
