@@ -349,7 +349,7 @@ const code = [
   `\t\treturn x;`,
   `}}}}]]]])))`,
   `a->b->c; a::b::c; a.b.c; a?.b?.c; a ?? b; a !== b; a <=> b; a |> f; x >>= 1; y <<= 2;`,
-  `// TODO(someone): fix this\n/* block\n * comment\n */\n# python comment\n-- sql comment\n<!-- html comment -->`,
+  `// NOTE(someone): see below\n/* block\n * comment\n */\n# python comment\n-- sql comment\n<!-- html comment -->`,
   `diff --git a/x.c b/x.c\n@@ -1,3 +1,3 @@\n-int x = 1;\n+int x = 2;\n`,
   `    def __init__(self, *args, **kwargs):\n        super().__init__(*args, **kwargs)\n`,
 ];
