@@ -1210,7 +1210,7 @@ int rf_gguf_arr_f64(const rf_gguf_value_t *arr, uint64_t i, double *out)
         return RF_ETYPE;
     if (i >= arr->v.arr.n)
         return RF_ERANGE;
-    rf_gguf_value_t v;
+    rf_gguf_value_t v = {0};
     decode_fixed(t, arr->v.arr.data + i * type_sizes[t], &v);
     *out = v.v.f64;
     return 0;

@@ -437,7 +437,7 @@ static int merge_heap(const rf_tokenizer_t *tok, rf__work_t *w, size_t n)
         if (l->len == 0 || l->next != e.right || l->id != e.left_id || s[e.right].id != e.right_id)
             continue;
         rf__sym_t *r = &s[e.right];
-        int32_t merged;
+        int32_t merged = -1; /* found: the pair was pushed because it merges */
         rf__pair_find(&tok->pairs, l->id, r->id, &merged);
         l->id = merged;
         l->len += r->len;
