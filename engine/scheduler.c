@@ -300,6 +300,18 @@ static int feed_text(rf_sched_t *s, req_t *r, int32_t token)
     return rc;
 }
 
+/* The request ends: emit text held back for an incomplete UTF-8 sequence. */
+static void flush_text(rf_sched_t *s, req_t *r)
+{
+    if (s->tok == NULL || r->stop_hit)
+        return;
+    rf_bytes_t rest = {0};
+    if (rf_detok_flush(&r->detok, &rest) == 0 && rest.len > 0 &&
+        rf_stop_feed(&r->stop, rest.data, rest.len, &r->stop_at) == 1)
+        r->stop_hit = true;
+    rf_bytes_free(&rest);
+}
+
 /* ------------------------------------------------------------------ API */
 
 int rf_sched_open(rf_sched_t **out, rf_engine_t *e, const rf_sched_options_t *opt,
@@ -391,8 +403,8 @@ int rf_sched_submit(rf_sched_t *s, const rf_request_t *in, rf_err_t *err)
                           "before it", in->n_score);
     if (in->n_score == 0 && in->max_tokens == 0)
         return rf_err_set(err, RF_ERANGE, "max_tokens must be at least 1");
-    if (in->n_generated >= in->max_tokens && in->n_score == 0)
-        return rf_err_set(err, RF_ERANGE, "the checkpoint holds %u tokens, max_tokens is %u: nothing left to generate",
+    if (in->n_generated > in->max_tokens && in->n_score == 0)
+        return rf_err_set(err, RF_ERANGE, "the checkpoint holds %u tokens, more than max_tokens %u",
                           in->n_generated, in->max_tokens);
     if (need > s->n_ctx && in->n_score > 0)
         return rf_err_set(err, RF_ERANGE,
@@ -486,6 +498,20 @@ int rf_sched_submit(rf_sched_t *s, const rf_request_t *in, rf_err_t *err)
     }
     r->n_resumed = in->n_generated;
     r->submitted_ms = rf_sched_now_ms();
+    /* A sample that had already finished when its job was checkpointed
+     * (a stop string in its text, or max_tokens reached) finishes at once
+     * with the same output; one that ended with an end-of-generation token
+     * (not kept) computes one step and samples it again. */
+    if (in->n_score == 0 && in->n_generated > 0 &&
+        (r->stop_hit || in->n_generated == in->max_tokens)) {
+        flush_text(s, r);
+        rf_sched_output_t *o = make_output(r, r->stop_hit ? RF_FINISH_STOP : RF_FINISH_LENGTH);
+        req_free(r);
+        if (o == NULL || push_event(s, RF_SCHED_EV_FINISHED, in->id, 0, o, NULL) < 0)
+            return rf_err_set(err, -ENOMEM, "scheduler: out of memory");
+        s->stats.finished++;
+        return 0;
+    }
     /* Waiting list: by priority, FCFS within (invariant 3). */
     req_t **p = &s->waiting;
     while (*p != NULL && (*p)->priority >= r->priority)
@@ -600,13 +626,7 @@ static void finish(rf_sched_t *s, req_t *r, rf_finish_t why)
 {
     list_remove(&s->running, r);
     s->stats.running--;
-    if (s->tok != NULL && !r->stop_hit) {
-        rf_bytes_t rest = {0};
-        if (rf_detok_flush(&r->detok, &rest) == 0 && rest.len > 0 &&
-            rf_stop_feed(&r->stop, rest.data, rest.len, &r->stop_at) == 1)
-            r->stop_hit = true;
-        rf_bytes_free(&rest);
-    }
+    flush_text(s, r);
     rf_sched_output_t *o = make_output(r, why);
     if (o == NULL) {
         push_event(s, RF_SCHED_EV_FAILED, r->id, -ENOMEM, NULL, "out of memory for the output");

@@ -156,8 +156,10 @@ void rf_sched_close(rf_sched_t *s); /* NULL is fine; drops live requests silentl
  * RF_ERANGE when a token id is outside the vocabulary, the prompt is empty,
  * prompt + max_tokens exceeds the context (err gives both numbers and the
  * flag to change), sampling params are out of range, n_score >= n_prompt,
- * or id is already live; RF_EEXIST is not used. -ENOMEM. On error nothing
- * is queued and no event is produced. */
+ * or id is already live. -ENOMEM. On error nothing is queued and no event
+ * is produced. A resumed request that had already finished (its text holds
+ * a stop string, or it has max_tokens tokens) is not queued: its FINISHED
+ * event is queued at once. */
 int rf_sched_submit(rf_sched_t *s, const rf_request_t *r, rf_err_t *err);
 
 /* Forget a live request at once (its KV region is freed); no event follows.
