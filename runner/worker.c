@@ -46,6 +46,7 @@
 
 #include "bridge.h"
 #include "chat.h"
+#include "cli.h"
 #include "compress.h"
 #include "engine_thread.h"
 #include "gguf.h"
@@ -293,28 +294,39 @@ static void maybe_train(worker_t *w, int64_t run_id)
 
 /* ------------------------------------------------------------------ compress (pool) */
 
+/* Token text as JSON: invalid UTF-8 bytes become U+FFFD (a token can end
+ * inside a character), and "bytes" keeps the exact bytes, as OpenAI's
+ * logprobs do. */
+static json_t *token_json(const rf_tokenizer_t *tok, int32_t id, float logprob)
+{
+    rf_bytes_t piece = {0};
+    rf_tokenizer_token_bytes(tok, id, &piece);
+    json_t *bytes = json_array();
+    for (size_t i = 0; bytes != NULL && i < piece.len; i++)
+        json_array_append_new(bytes, json_integer((unsigned char)piece.data[i]));
+    json_t *o = json_pack("{s:o, s:I, s:f, s:o}", "token",
+                          rf__json_from_bytes(piece.data ? piece.data : "", piece.len), "id",
+                          (json_int_t)id, "logprob", (double)logprob, "bytes", bytes);
+    rf_bytes_free(&piece);
+    return o;
+}
+
+/* The sampled tokens' logprobs in OpenAI's chat shape: a list of
+ * {token, id, logprob, bytes, top_logprobs: [{token, id, logprob, bytes}]}. */
 static json_t *logprobs_json(const rf_tokenizer_t *tok, const rf_sched_output_t *o)
 {
     json_t *list = json_array();
     for (uint32_t i = 0; list != NULL && i < o->n_tokens && o->samples != NULL; i++) {
         const rf_sample_t *s = &o->samples[i];
-        rf_bytes_t piece = {0};
-        rf_tokenizer_token_bytes(tok, s->token, &piece);
         json_t *top = json_array();
-        for (int32_t k = 0; top != NULL && k < s->n_top; k++) {
-            rf_bytes_t alt = {0};
-            rf_tokenizer_token_bytes(tok, s->top_tokens[k], &alt);
-            json_array_append_new(top, json_pack("{s:s%, s:I, s:f}", "token",
-                                                 alt.data ? alt.data : "", alt.len, "id",
-                                                 (json_int_t)s->top_tokens[k], "logprob",
-                                                 (double)s->top_logprobs[k]));
-            rf_bytes_free(&alt);
+        for (int32_t k = 0; top != NULL && k < s->n_top; k++)
+            json_array_append_new(top, token_json(tok, s->top_tokens[k], s->top_logprobs[k]));
+        json_t *t = token_json(tok, s->token, s->logprob);
+        if (t == NULL || top == NULL || json_object_set_new(t, "top_logprobs", top) < 0 ||
+            json_array_append_new(list, t) < 0) {
+            json_decref(list);
+            return NULL;
         }
-        json_array_append_new(list, json_pack("{s:s%, s:I, s:f, s:o}", "token",
-                                              piece.data ? piece.data : "", piece.len, "id",
-                                              (json_int_t)s->token, "logprob",
-                                              (double)s->logprob, "top_logprobs", top));
-        rf_bytes_free(&piece);
     }
     return list;
 }
