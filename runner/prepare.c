@@ -127,10 +127,13 @@ static int read_params(const rf_prepare_ctx_t *ctx, json_t *params, rf_prepared_
 
 /* ------------------------------------------------------------------ input */
 
+/* Control tokens written in the text (<|im_start|>, <|eot_id|>) are
+ * recognised, as Hugging Face tokenizers do by default, so a score job's
+ * context in chat markup scores the way evaluation harnesses score it. */
 static int encode(const rf_prepare_ctx_t *ctx, const char *text, bool special, rf_tokens_t *out,
                   rf_err_t *err)
 {
-    rf_tokenize_options_t o = {.add_special = special, .parse_special = false};
+    rf_tokenize_options_t o = {.add_special = special, .parse_special = true};
     int rc = rf_tokenizer_encode(ctx->tok, text, strlen(text), &o, out);
     if (rc < 0)
         return rf_err_set(err, rc, "tokenizing the input: %s", rf_strerror(rc));

@@ -217,6 +217,21 @@ static void begin_drain(worker_t *w);
 static void maybe_teardown(worker_t *w);
 static void schedule_flush(worker_t *w);
 
+/* A database error other than a lock wait (disk full, I/O error, a
+ * read-only or damaged file): stop the run. Nothing more is written;
+ * what was committed stays, the jobs in flight are reclaimed later. */
+static void db_fatal(worker_t *w, int rc, const rf_err_t *err)
+{
+    if (w->exit_code == 0) {
+        w->exit_code = 1;
+        snprintf(w->err.msg, sizeof w->err.msg, "%.380s; stopping (results committed so far "
+                 "are kept; jobs in flight are retried by the next run)",
+                 err->msg[0] ? err->msg : rf_strerror(rc));
+        logf_(w, "database error: %s", w->err.msg);
+    }
+    begin_drain(w);
+}
+
 /* ------------------------------------------------------------------ dictionaries */
 
 static run_dict_t *dict_for_run(worker_t *w, int64_t run_id)
@@ -572,14 +587,7 @@ static int flush(worker_t *w)
         begin_drain(w);
     return 0;
 db_failed:
-    if (w->exit_code == 0) {
-        w->exit_code = 1;
-        snprintf(w->err.msg, sizeof w->err.msg, "%.380s; stopping (results committed so far "
-                 "are kept; jobs in flight are retried by the next run)",
-                 err.msg[0] ? err.msg : rf_strerror(rc));
-        logf_(w, "database error: %s", w->err.msg);
-    }
-    begin_drain(w);
+    db_fatal(w, rc, &err);
     return rc;
 }
 
@@ -675,7 +683,10 @@ static int claim_jobs(worker_t *w)
     int rc = rf_jobq_claim(w->db, w->worker_id, want, w->o.lease_ms, now, jobs, &n, &err);
     if (rc < 0) {
         free(jobs);
-        logf_(w, "claiming jobs: %s (retrying)", err.msg);
+        if (rc == -EBUSY)
+            logf_(w, "claiming jobs: %s (retrying)", err.msg);
+        else
+            db_fatal(w, rc, &err);
         return rc;
     }
     for (size_t i = 0; i < n; i++) {
@@ -771,8 +782,10 @@ static void heartbeat_cb(uv_timer_t *t)
                                wall_ms(), &extended, &err);
     if (rc == RF_JOBQ_LOST)
         drop_lost_jobs(w);
-    else if (rc < 0)
+    else if (rc == -EBUSY)
         logf_(w, "heartbeat: %s (retrying)", err.msg);
+    else if (rc < 0)
+        db_fatal(w, rc, &err);
 }
 
 /* ------------------------------------------------------------------ events */
@@ -929,14 +942,18 @@ static void maybe_teardown(worker_t *w)
     /* Jobs still held (submitted but checkpointed, or never submitted) go
      * back to the queue without counting the attempt. */
     int64_t released = 0;
-    if (rf_jobq_release(w->db, w->worker_id, &released, &err) < 0)
+    if (w->exit_code != 0)
+        logf_(w, "leaving the jobs in flight leased; they return to the queue when their "
+              "leases expire (%" PRId64 " s)", w->o.lease_ms / 1000);
+    else if (rf_jobq_release(w->db, w->worker_id, &released, &err) < 0)
         logf_(w, "releasing leases: %s (they expire in %" PRId64 " s)", err.msg,
               w->o.lease_ms / 1000);
     else if (released > 0)
         logf_(w, "released %" PRId64 " unfinished jobs (with their checkpoints) for the next "
               "run", released);
     rf_err_clear(&err);
-    rf_jobq_worker_stop(w->db, w->worker_id, wall_ms(), &err);
+    if (w->exit_code == 0)
+        rf_jobq_worker_stop(w->db, w->worker_id, wall_ms(), &err);
     while (w->entries != NULL) {
         job_entry_t *e = w->entries;
         w->entries = e->next;

@@ -345,7 +345,17 @@ Test(run, full_disk_stops_cleanly, .timeout = 300)
 {
     const char *model = tiny_model();
     const char *jobs = write_jobs("full.jsonl", 300, 20, NULL);
-    char *ref = reference_run(tmp_path("full-ref.db"), jobs, model, "");
+    const char *ref_db = tmp_path("full-ref.db");
+    char *ref = reference_run(ref_db, jobs, model, "");
+    /* 300 results: a dictionary was trained for the run and later outputs
+     * use it; status reports the ratio with and without. */
+    cr_assert_geq(query_i64(ref_db, "SELECT count(*) FROM zstd_dicts"), 1);
+    cr_assert_gt(query_i64(ref_db, "SELECT count(*) FROM results WHERE dict_id IS NOT NULL"), 0);
+    result_t sr = cli("status '%s'", ref_db);
+    cr_assert_eq(sr.status, 0);
+    cr_assert(strstr(sr.out, "with a dictionary:") && !strstr(sr.out, "with a dictionary: 0 "),
+              "%s", sr.out);
+    rf_test_result_free(&sr);
     const char *db = tmp_path("full.db");
     cli_ok("submit", cli("submit '%s' '%s' --run r --quiet", db, jobs));
     struct stat st;
