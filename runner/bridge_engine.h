@@ -30,6 +30,8 @@ typedef enum rf_bridge_kind {
     RF_BRIDGE_EV_FINISHED,    /* payload = tokens, text and metrics */
     RF_BRIDGE_EV_FAILED,      /* value = negative rf code; payload optional */
     RF_BRIDGE_EV_CHECKPOINT,  /* payload = the job's resumable state */
+    RF_BRIDGE_EV_DRAINED,     /* after a DRAIN: every checkpoint was pushed, the
+                                 engine holds no job; job_id -1 */
 } rf_bridge_kind_t;
 
 /* Frees a payload; called exactly once per payload the bridge owns. */

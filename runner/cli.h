@@ -24,6 +24,7 @@ int rf__cmd_generate(int argc, char **argv);
 int rf__cmd_score(int argc, char **argv);
 int rf__cmd_quantize(int argc, char **argv);
 int rf__cmd_submit(int argc, char **argv);
+int rf__cmd_run(int argc, char **argv);
 int rf__cmd_runs(int argc, char **argv);
 int rf__cmd_status(int argc, char **argv);
 int rf__cmd_export(int argc, char **argv);

@@ -377,7 +377,9 @@ static int add_row(export_t *e, sqlite3_stmt *stmt)
         rc = unpack(e, sqlite3_column_blob(stmt, 11), (size_t)sqlite3_column_bytes(stmt, 11),
                     MAX_LOGPROBS_BYTES, &err);
         if (rc == 0) {
-            lp = json_loadb(e->buf.data ? e->buf.data : "", e->buf.len, JSON_DECODE_ANY, NULL);
+            /* A token's text may hold a NUL byte (stored as \u0000). */
+            lp = json_loadb(e->buf.data ? e->buf.data : "", e->buf.len,
+                            JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
             if (lp == NULL)
                 rc = rf_err_set(&err, RF_EFORMAT, "the stored logprobs are not JSON");
             job->any_logprobs = true;

@@ -304,6 +304,54 @@ int rf_compress(rf_compressor_t *c, int64_t run_id, const void *data, size_t len
     return 0;
 }
 
+int rf_compress_run_dict(rf_compressor_t *c, int64_t run_id, uint32_t *dict_id, void **dict,
+                         size_t *dict_size, rf_err_t *err)
+{
+    *dict_id = 0;
+    *dict = NULL;
+    *dict_size = 0;
+    uint32_t id = 0;
+    int rc = newest_dict(c, run_id, &id, err);
+    if (rc != 0 || id == 0)
+        return rc;
+    dict_entry_t *e = NULL;
+    rc = dict_get(c, id, &e, err);
+    if (rc != 0)
+        return rc;
+    void *copy = malloc(e->dict_size);
+    if (copy == NULL)
+        return rf_err_set(err, -ENOMEM, "compress: no room to copy dictionary %u", id);
+    memcpy(copy, e->dict, e->dict_size);
+    *dict_id = id;
+    *dict = copy;
+    *dict_size = e->dict_size;
+    return 0;
+}
+
+int rf_compress_frame(const ZSTD_CDict *cdict, int level, const void *data, size_t len,
+                      rf_bytes_t *out, rf_err_t *err)
+{
+    size_t bound = ZSTD_compressBound(len);
+    if (ZSTD_isError(bound) || reserve(out, bound) != 0)
+        return rf_err_set(err, -ENOMEM, "compress: no room for %zu bytes of output", bound);
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    if (cctx == NULL)
+        return rf_err_set(err, -ENOMEM, "compress: cannot create a zstd context");
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level > 0 ? level : 3);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+    if (cdict != NULL)
+        ZSTD_CCtx_refCDict(cctx, cdict);
+    size_t n = ZSTD_compress2(cctx, out->data + out->len, bound, data, len);
+    ZSTD_freeCCtx(cctx);
+    if (ZSTD_isError(n))
+        return rf_err_set(err, RF_EFORMAT, "compress: zstd: %s (%zu bytes in)",
+                          ZSTD_getErrorName(n), len);
+    out->len += n;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
 /* ---------------------------------------------------------------- decompress */
 
 int rf_decompress(rf_compressor_t *c, const void *frame, size_t len, size_t max_size,

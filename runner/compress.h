@@ -58,4 +58,18 @@ int rf_decompress(rf_compressor_t *c, const void *frame, size_t len, size_t max_
 int rf_compress_train(rf_compressor_t *c, int64_t run_id, size_t min_samples,
                       size_t max_samples, size_t dict_size, rf_err_t *err);
 
+/* For compressing off the connection's thread (the runner's thread pool):
+ * the run's newest dictionary id (0: none) and a malloc'd copy of its bytes
+ * (*dict NULL when none). Returns 0 or an error as rf_compress. */
+int rf_compress_run_dict(rf_compressor_t *c, int64_t run_id, uint32_t *dict_id, void **dict,
+                         size_t *dict_size, rf_err_t *err);
+
+/* Compress data into out (appended) as rf_compress does, with cdict (a
+ * ZSTD_CDict made from rf_compress_run_dict's bytes; NULL: no dictionary)
+ * and a context of its own: safe on any thread. Returns 0, -ENOMEM or
+ * RF_EFORMAT; on failure out's contents are unchanged. */
+struct ZSTD_CDict_s;
+int rf_compress_frame(const struct ZSTD_CDict_s *cdict, int level, const void *data, size_t len,
+                      rf_bytes_t *out, rf_err_t *err);
+
 #endif /* RF_COMPRESS_H */

@@ -27,6 +27,7 @@ static const command_t commands[] = {
     {"chat", rf__cmd_chat, "render chat messages with the model's chat template"},
     {"quantize", rf__cmd_quantize, "convert a GGUF model's weights to another type"},
     {"submit", rf__cmd_submit, "add the jobs of a JSONL file to a run of a job database"},
+    {"run", rf__cmd_run, "run the queued jobs of a job database on a model"},
     {"runs", rf__cmd_runs, "list the runs of a job database with their jobs per state"},
     {"status", rf__cmd_status, "progress, throughput, ETA, errors and compression of a job database"},
     {"export", rf__cmd_export, "write a run's results as JSONL (OpenAI Batch output or simple)"},
