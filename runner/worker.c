@@ -591,12 +591,18 @@ db_failed:
     return rc;
 }
 
+static void poll_cb(uv_timer_t *t);
+
 static void flush_cb(uv_timer_t *t)
 {
     worker_t *w = t->data;
     if (w->exit_code != 0)
         return; /* the database failed: write nothing more */
     flush(w);
+    /* Committed jobs made room: claim their successors now, not at the
+     * next poll, so the engine's batch stays full. */
+    if (!w->draining && w->n_entries < w->o.max_inflight)
+        uv_timer_start(&w->poll_timer, poll_cb, 0, (uint64_t)w->o.poll_ms);
     maybe_teardown(w);
 }
 
