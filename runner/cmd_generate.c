@@ -573,7 +573,11 @@ int rf__cmd_score(int argc, char **argv)
         goto done;
     }
     const rf_tokenizer_t *tok = rf_engine_tokenizer(e);
-    rf_tokenize_options_t with_bos = {.add_special = true}, plain = {.add_special = false};
+    /* Control tokens written in the text are recognised, as Hugging Face
+     * tokenizers do by default (a context in chat markup scores as in
+     * evaluation harnesses). */
+    rf_tokenize_options_t with_bos = {.add_special = true, .parse_special = true},
+                          plain = {.add_special = false, .parse_special = true};
     rc = rf_tokenizer_encode(tok, context, strlen(context), &with_bos, &all);
     size_t n_context = all.n;
     if (rc == 0)
