@@ -23,6 +23,7 @@
 #define RF_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -34,6 +35,15 @@ typedef struct rf_engine_options {
     uint32_t n_ctx;     /* positions per sequence; 0: min(model's context_length, 4096) */
     uint32_t max_seqs;  /* sequences held at once (ids 0..max_seqs-1); 0: 1 */
     bool no_tokenizer;  /* do not open the tokenizer (weights-only tests) */
+    /* KV cache. Without kv_paged each of the max_seqs sequences owns n_ctx
+     * positions. With it, one pool of blocks that sequences use through
+     * block tables bound with rf_engine_seq_bind (the scheduler does):
+     * kv_blocks blocks if set, else as many as kv_memory bytes hold, else
+     * max_seqs * n_ctx positions' worth (block 0 is reserved in all cases). */
+    bool kv_paged;
+    uint32_t kv_block_size; /* positions per block; 0: 16 */
+    uint32_t kv_blocks;
+    uint64_t kv_memory;     /* bytes */
 } rf_engine_options_t;
 
 typedef struct rf_engine rf_engine_t;
@@ -57,6 +67,20 @@ const float *rf_engine_logits(const rf_engine_t *e, uint32_t i);
 /* Positions sequence seq holds; forget positions >= n_pos (0 clears). */
 uint32_t rf_engine_seq_len(const rf_engine_t *e, int32_t seq);
 int rf_engine_seq_truncate(rf_engine_t *e, int32_t seq, uint32_t n_pos);
+
+/* Paged pool: sequence seq reads and writes its KV through blocks (block
+ * ids of the pool, borrowed until its next bind; an eval uses the tables
+ * bound when it starts) and holds n_pos positions. RF_ERANGE for a bad seq
+ * or block, or an engine opened without kv_blocks. */
+int rf_engine_seq_bind(rf_engine_t *e, int32_t seq, const uint32_t *blocks, uint32_t n_blocks,
+                       uint32_t n_pos);
+/* Copy KV block src to dst in every layer (copy-on-write). RF_ERANGE. */
+int rf_engine_kv_copy(rf_engine_t *e, uint32_t src, uint32_t dst);
+uint32_t rf_engine_kv_blocks(const rf_engine_t *e);      /* incl. reserved block 0 */
+bool rf_engine_kv_paged(const rf_engine_t *e);
+uint32_t rf_engine_kv_block_size(const rf_engine_t *e);
+/* Bytes one KV block of block_size positions takes for model m. */
+size_t rf_engine_kv_block_bytes(const rf_model_t *m, uint32_t block_size);
 
 const rf_model_t *rf_engine_model(const rf_engine_t *e);
 const rf_hparams_t *rf_engine_hparams(const rf_engine_t *e);

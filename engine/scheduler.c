@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kv.h"
 #include "tokenizer.h"
 
 /* ------------------------------------------------------------------ types */
@@ -53,7 +54,9 @@ typedef struct req {
     req_state_t state;
     uint64_t id, rng_id, order;  /* order: submission counter (FCFS) */
     int32_t priority;
-    int32_t seq;                 /* region while running, else -1 */
+    int32_t seq;                 /* slot (sequence id of the engine) while running, else -1 */
+    rf_kv_seq_t kv;              /* block table; empty while waiting */
+    uint32_t preemptions;
     int32_t *tokens;             /* [cap] prompt then generated */
     uint32_t n_prompt, n_known, n_computed, cap;
     uint32_t n_resumed;          /* generated tokens given at submit */
@@ -91,6 +94,9 @@ struct rf_sched {
     req_t *waiting;              /* sorted (invariant 3) */
     req_t *running;              /* admission order */
     bool *seq_used;              /* [max_seqs] */
+    rf_kv_pool_t *pool;          /* the KV blocks' books; the engine holds the K/V */
+    uint32_t block_size, n_blocks;
+    bool check_kv, no_prefix_cache;
     uint64_t next_order;
     /* Batch arrays, [max_batched] */
     int32_t *b_tokens, *b_pos, *b_seq;
@@ -239,6 +245,7 @@ static rf_sched_output_t *make_output(const req_t *r, rf_finish_t finish)
     o->decode_ms = r->first_token_ms > 0 ? (double)(o->finished_ms - r->first_token_ms) : 0;
     o->steps = r->steps;
     o->batch_seqs_sum = r->batch_seqs_sum;
+    o->preemptions = r->preemptions;
     return o;
 fail:
     rf_sched_output_free(o);
@@ -260,10 +267,9 @@ static bool list_remove(req_t **head, req_t *r)
 /* Release r's region and free it; r must already be unlinked. */
 static void drop(rf_sched_t *s, req_t *r)
 {
-    if (r->seq >= 0) {
-        rf_engine_seq_truncate(s->engine, r->seq, 0);
+    rf_kv_seq_free(s->pool, &r->kv);
+    if (r->seq >= 0)
         s->seq_used[r->seq] = false;
-    }
     req_free(r);
 }
 
@@ -329,10 +335,22 @@ int rf_sched_open(rf_sched_t **out, rf_engine_t *e, const rf_sched_options_t *op
                           "--max-batched-tokens (%u) must be at least --max-seqs (%u): every "
                           "running sequence decodes one token per step",
                           o.max_batched_tokens, o.max_seqs);
+    if (!rf_engine_kv_paged(e))
+        return rf_err_set(err, RF_ERANGE, "scheduler: the engine was opened without a paged KV "
+                          "pool (set kv_paged in rf_engine_options_t)");
     rf_sched_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return rf_err_set(err, -ENOMEM, "scheduler: out of memory");
     s->engine = e;
+    s->block_size = rf_engine_kv_block_size(e);
+    s->n_blocks = rf_engine_kv_blocks(e);
+    s->check_kv = o.check_kv;
+    s->no_prefix_cache = o.no_prefix_cache;
+    int prc = rf_kv_open(&s->pool, s->n_blocks, s->block_size, err);
+    if (prc < 0) {
+        free(s);
+        return prc;
+    }
     s->tok = rf_engine_tokenizer(e);
     s->n_vocab = rf_engine_hparams(e)->n_vocab;
     s->n_ctx = rf_engine_n_ctx(e);
@@ -376,6 +394,7 @@ void rf_sched_close(rf_sched_t *s)
         rf_sched_event_free(&n->ev);
         free(n);
     }
+    rf_kv_close(s->pool);
     free(s->seq_used);
     free(s->b_tokens);
     free(s->b_pos);
@@ -416,6 +435,13 @@ int rf_sched_submit(rf_sched_t *s, const rf_request_t *in, rf_err_t *err)
                           "prompt (%u tokens) + max_tokens (%u) is more than the context of %u "
                           "positions (raise --ctx, or lower max_tokens)",
                           in->n_prompt, in->max_tokens, s->n_ctx);
+    uint64_t blocks_needed = (need + s->block_size - 1) / s->block_size;
+    if (blocks_needed > s->n_blocks - 1)
+        return rf_err_set(err, RF_ERANGE,
+                          "the request needs %llu KV blocks of %u positions (%llu tokens), the "
+                          "whole pool has %u (raise --kv-memory)",
+                          (unsigned long long)blocks_needed, s->block_size,
+                          (unsigned long long)need, s->n_blocks - 1);
     for (uint32_t i = 0; i < in->n_prompt; i++)
         if (in->prompt[i] < 0 || (uint32_t)in->prompt[i] >= s->n_vocab)
             return rf_err_set(err, RF_ERANGE, "prompt token %u is id %d, outside the vocabulary "
@@ -582,6 +608,12 @@ bool rf_sched_poll(rf_sched_t *s, rf_sched_event_t *ev)
 void rf_sched_get_stats(const rf_sched_t *s, rf_sched_stats_t *out)
 {
     *out = s->stats;
+    rf_kv_stats_t kv;
+    rf_kv_stats(s->pool, &kv);
+    out->kv_blocks = kv.n_blocks;
+    out->kv_blocks_free = kv.n_free + kv.n_cached;
+    out->prefix_query_tokens = kv.prefix_query_tokens;
+    out->prefix_hit_tokens = kv.prefix_hit_tokens;
 }
 
 /* ------------------------------------------------------------------ step */
@@ -607,12 +639,17 @@ static void admit(rf_sched_t *s)
         req_t *r = s->waiting;
         s->waiting = r->next;
         r->next = NULL;
-        rf_engine_seq_truncate(s->engine, seq, 0);
+        /* Reuse cached blocks of the longest cached prefix, leaving the
+         * first token whose logits are needed to be computed. */
+        uint32_t max_match = r->n_score > 0 ? r->n_prompt - r->n_score - 1 : r->n_known - 1;
+        int matched = s->no_prefix_cache ? 0 : rf_kv_match_prefix(s->pool, &r->kv, r->tokens,
+                                                                   r->n_known, max_match);
         s->seq_used[seq] = true;
         r->seq = seq;
         r->state = REQ_RUNNING;
-        r->n_computed = 0;
-        r->admitted_ms = rf_sched_now_ms();
+        r->n_computed = matched > 0 ? (uint32_t)matched : 0;
+        if (r->admitted_ms == 0)
+            r->admitted_ms = rf_sched_now_ms();
         *tail = r;
         tail = &r->next;
         n_running++;
@@ -720,6 +757,49 @@ static void add_tokens(rf_sched_t *s, req_t *r, uint32_t take, uint32_t *n,
     }
 }
 
+/* Send running request r back to the head of the queue, its blocks freed
+ * (preemption by recompute). Its full blocks stay in the prefix cache
+ * until evicted, so readmission usually finds most of them. */
+static void preempt(rf_sched_t *s, req_t *r)
+{
+    list_remove(&s->running, r);
+    rf_kv_seq_free(s->pool, &r->kv);
+    s->seq_used[r->seq] = false;
+    r->seq = -1;
+    r->n_computed = 0;
+    r->state = REQ_WAITING;
+    r->preemptions++;
+    r->next = s->waiting;
+    s->waiting = r;
+    s->stats.running--;
+    s->stats.waiting++;
+    s->stats.preemptions++;
+}
+
+static req_t *newest_running(rf_sched_t *s)
+{
+    req_t *last = s->running;
+    while (last != NULL && last->next != NULL)
+        last = last->next;
+    return last;
+}
+
+/* Blocks for r's slots [n_computed, n_computed + take), private and
+ * writable, with any copy-on-write done. Returns 0, RF_KV_NO_SPACE, or a
+ * negative error (r cannot ever fit, or the engine refused the copy). */
+static int make_room(rf_sched_t *s, req_t *r, uint32_t take)
+{
+    int rc = rf_kv_reserve(s->pool, &r->kv, r->n_computed + take);
+    if (rc != 0)
+        return rc;
+    rf_kv_copy_t copies[RF_KV_MAX_COPIES];
+    uint32_t n_copies = 0;
+    rc = rf_kv_prepare_write(s->pool, &r->kv, r->n_computed, take, copies, &n_copies);
+    for (uint32_t i = 0; rc == 0 && i < n_copies; i++)
+        rc = rf_engine_kv_copy(s->engine, copies[i].src_block, copies[i].dst_block);
+    return rc;
+}
+
 int rf_sched_step(rf_sched_t *s, rf_err_t *err)
 {
     admit(s);
@@ -727,22 +807,70 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
         return 1;
     double t0 = now_ms_f();
     uint32_t n = 0, budget = s->max_batched, n_seqs = 0, n_prompt_tokens = 0;
-    /* Decoders first, one token each; then prompt chunks in admission
-     * order. Each request's tokens are one contiguous run of the batch. */
-    for (req_t *r = s->running; r != NULL && budget > 0; r = r->next)
-        if (r->n_known - r->n_computed == 1) {
-            add_tokens(s, r, 1, &n, &n_prompt_tokens);
-            budget--;
-            n_seqs++;
+    /* Decoders first, one token each, oldest admission first. When blocks
+     * run out, the newest running request is preempted (it may be r
+     * itself: everything already in the batch is older than r). */
+    for (req_t *r = s->running, *next; r != NULL && budget > 0; r = next) {
+        next = r->next;
+        if (r->n_known - r->n_computed != 1)
+            continue;
+        int rc;
+        while ((rc = make_room(s, r, 1)) == RF_KV_NO_SPACE) {
+            req_t *victim = newest_running(s);
+            preempt(s, victim);
+            if (victim == r)
+                break;
         }
-    for (req_t *r = s->running; r != NULL && budget > 0; r = r->next) {
+        /* The victims were the newest: r's successors changed. When r went
+         * itself it was the newest, so nothing is left to visit. */
+        next = r->state == REQ_RUNNING ? r->next : NULL;
+        if (r->state != REQ_RUNNING)
+            continue;
+        if (rc < 0) {
+            fail(s, r, rc, "no KV blocks for the request");
+            continue;
+        }
+        add_tokens(s, r, 1, &n, &n_prompt_tokens);
+        budget--;
+        n_seqs++;
+    }
+    /* Then prompt chunks in admission order; a chunk that finds no blocks
+     * waits for a later step (decoders free blocks as they finish). */
+    for (req_t *r = s->running, *next; r != NULL && budget > 0; r = next) {
+        next = r->next;
         uint32_t todo = r->n_known - r->n_computed;
         if (todo <= 1)
             continue;
         uint32_t take = todo < budget ? todo : budget;
+        int rc = make_room(s, r, take);
+        if (rc == RF_KV_NO_SPACE)
+            continue;
+        if (rc < 0) {
+            fail(s, r, rc, "no KV blocks for the request");
+            continue;
+        }
         add_tokens(s, r, take, &n, &n_prompt_tokens);
         budget -= take;
         n_seqs++;
+    }
+    if (n == 0) {
+        /* Every running request is a prompt waiting for blocks that only
+         * the others hold: free the newest one's. */
+        req_t *victim = newest_running(s);
+        if (victim != NULL)
+            preempt(s, victim);
+        return 0;
+    }
+    /* The tables as they are now (commit may swap block ids between steps). */
+    for (uint32_t i = 0; i < n; i++) {
+        req_t *r = s->b_req[i];
+        if (i > 0 && s->b_req[i - 1] == r)
+            continue;
+        int rc = rf_engine_seq_bind(s->engine, r->seq, r->kv.blocks, r->kv.n_blocks,
+                                    r->n_computed);
+        if (rc < 0)
+            return rf_err_set(err, rc, "scheduler: the engine refused the block table of "
+                              "request %llu", (unsigned long long)r->id);
     }
     rf_batch_t batch = {.n_tokens = n, .tokens = s->b_tokens, .positions = s->b_pos,
                         .seq_ids = s->b_seq, .logits = s->b_logits};
@@ -765,6 +893,9 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
         while (j < n && s->b_req[j] == r)
             j++;
         r->n_computed += j - i;
+        /* Full blocks enter the prefix cache. -EINVAL would mean the books
+         * disagree with the tokens: a bug, reported by the debug check. */
+        rf_kv_commit(s->pool, &r->kv, r->tokens, r->n_computed);
         r->steps++;
         r->batch_seqs_sum += n_seqs;
         if (r->n_score > 0) {
@@ -793,5 +924,14 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
         i = j;
     }
     s->stats.busy_ms += now_ms_f() - t0;
+    if (s->check_kv) {
+        const rf_kv_seq_t *tables[4096];
+        size_t n_tables = 0;
+        for (req_t *r = s->running; r != NULL && n_tables < 4096; r = r->next)
+            tables[n_tables++] = &r->kv;
+        int crc = rf_kv_check(s->pool, tables, n_tables, err);
+        if (crc < 0)
+            return crc;
+    }
     return 0;
 }

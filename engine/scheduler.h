@@ -29,10 +29,13 @@
  * a batch exactly as it would alone (cpu.h) and the sampler is keyed by
  * (seed, rng_id, token index) (sampler.h).
  *
- * Today each running sequence holds one of the backend's max_seqs KV
- * regions of n_ctx positions, so admission waits for a free region and
- * never needs preemption; the paged KV cache (kv.h) replaces the regions
- * with blocks behind the same API.
+ * K/V live in the engine's paged pool (rf_engine_options_t.kv_paged);
+ * this scheduler keeps the books with kv.h: a running request holds a
+ * block table, a new one starts from the longest cached prefix of its
+ * tokens (prefix caching), and when blocks run out the most recently
+ * admitted request is preempted by recompute (its blocks freed, itself put
+ * back at the head of the queue; the cached full blocks usually bring most
+ * of its work back on readmission).
  *
  * One scheduler is driven by one thread (the engine thread).
  */
@@ -53,6 +56,8 @@ typedef struct rf_sched_options {
                                     engine holds: rf_engine_max_seqs() */
     uint32_t checkpoint_tokens;  /* a CHECKPOINT event every this many generated
                                     tokens of a request; 0: never */
+    bool check_kv;               /* verify the KV books after every step (tests) */
+    bool no_prefix_cache;        /* never reuse cached blocks at admission */
 } rf_sched_options_t;
 
 /* One request. Everything is copied by rf_sched_submit. */
@@ -142,6 +147,9 @@ typedef struct rf_sched_stats {
     uint64_t finished, failed, cancelled;
     uint32_t waiting, running;   /* now */
     double busy_ms;              /* time inside forward passes and sampling */
+    uint64_t preemptions;        /* running requests sent back to wait for blocks */
+    uint32_t kv_blocks, kv_blocks_free; /* the pool (free counts cached ones) */
+    uint64_t prefix_query_tokens, prefix_hit_tokens; /* prefix caching at admission */
 } rf_sched_stats_t;
 
 typedef struct rf_sched rf_sched_t;

@@ -39,6 +39,10 @@ static void run_usage(FILE *out)
             "                              most 4096); prompt + max_tokens must fit\n"
             "      --max-seqs N            sequences decoded together (default 8)\n"
             "      --max-batched-tokens N  tokens per forward pass (default 512)\n"
+            "      --kv-memory BYTES       KV cache pool, e.g. 512M or 2G (default: room for\n"
+            "                              --max-seqs sequences of the full context); when\n"
+            "                              blocks run out the newest sequence is preempted\n"
+            "      --kv-block-size N       positions per KV block (default 16)\n"
             "      --until-empty           exit when no job is left to claim (default)\n"
             "      --watch                 keep polling for new jobs until a signal\n"
             "      --poll-ms N             claim poll period while idle (default 500)\n"
@@ -120,10 +124,33 @@ static bool parse_long(const char *s, long min, long max, long *out)
     return true;
 }
 
+/* "512M", "2G", "1048576": bytes (binary multiples), > 0. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || s[0] == '-')
+        return false;
+    int shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end == 'i' || *end == 'B')
+        end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+    if (*end != '\0' || v == 0 || v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
 int rf__cmd_run(int argc, char **argv)
 {
     enum { O_DEVICE = 256, O_MAX_SEQS, O_MAX_BATCHED, O_UNTIL_EMPTY, O_WATCH, O_POLL, O_LEASE,
-           O_CKPT, O_ZSTD, O_WORKER, O_PROGRESS, O_STOP_AFTER };
+           O_CKPT, O_ZSTD, O_WORKER, O_PROGRESS, O_STOP_AFTER, O_KV_MEMORY, O_KV_BLOCK };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},
         {"ctx", required_argument, NULL, 'c'}, {"device", required_argument, NULL, O_DEVICE},
@@ -136,11 +163,14 @@ int rf__cmd_run(int argc, char **argv)
         {"worker-id", required_argument, NULL, O_WORKER},
         {"progress", required_argument, NULL, O_PROGRESS},
         {"stop-after", required_argument, NULL, O_STOP_AFTER},
+        {"kv-memory", required_argument, NULL, O_KV_MEMORY},
+        {"kv-block-size", required_argument, NULL, O_KV_BLOCK},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *device = "auto";
     long threads = 0, ctx = 0, max_seqs = 8, max_batched = 512, poll = 500, lease = 60000,
-         ckpt = 64, level = 3, stop_after = 0;
+         ckpt = 64, level = 3, stop_after = 0, kv_block = 16;
+    uint64_t kv_memory = 0;
     rf_worker_options_t wo = {0};
     int c;
     optind = 1;
@@ -181,6 +211,13 @@ int rf__cmd_run(int argc, char **argv)
             break;
         case O_STOP_AFTER:
             ok = parse_long(optarg, 1, 1L << 40, &stop_after); what = "--stop-after (>= 1)";
+            break;
+        case O_KV_MEMORY:
+            ok = parse_bytes(optarg, &kv_memory);
+            what = "--kv-memory (bytes, with an optional K, M or G suffix)";
+            break;
+        case O_KV_BLOCK:
+            ok = parse_long(optarg, 1, 1024, &kv_block); what = "--kv-block-size (1..1024)";
             break;
         case 'h': run_usage(stdout); return RF_EXIT_OK;
         default: run_usage(stderr); return RF_EXIT_USAGE;
@@ -231,7 +268,8 @@ int rf__cmd_run(int argc, char **argv)
     if (rf__cli_open_db("run", db_path, 0, &db) != 0)
         goto done;
     rf_engine_options_t eo = {.n_threads = (int)threads, .n_ctx = (uint32_t)ctx,
-                              .max_seqs = (uint32_t)max_seqs};
+                              .max_seqs = (uint32_t)max_seqs, .kv_paged = true,
+                              .kv_block_size = (uint32_t)kv_block, .kv_memory = kv_memory};
     rc = rf_engine_open(&e, model, &eo, &err);
     if (rc < 0) {
         rf__cli_error("run", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
@@ -252,9 +290,14 @@ int rf__cmd_run(int argc, char **argv)
     wo.poll_ms = poll;
     wo.zstd_level = (int)level;
     wo.stop_after_jobs = stop_after;
+    uint32_t kv_blocks = rf_engine_kv_blocks(e) - 1;
     fprintf(stderr, "rocmforge run: %s on the CPU (%d threads), context %u, up to %ld "
-            "sequences, %ld tokens per step\n", model, rf_engine_n_threads(e), rf_engine_n_ctx(e),
-            max_seqs, max_batched);
+            "sequences, %ld tokens per step, KV pool %u blocks of %u positions (%.1f MiB)\n",
+            model, rf_engine_n_threads(e), rf_engine_n_ctx(e), max_seqs, max_batched, kv_blocks,
+            rf_engine_kv_block_size(e),
+            (double)kv_blocks * (double)rf_engine_kv_block_bytes(rf_engine_model(e),
+                                                                 rf_engine_kv_block_size(e)) /
+                (1 << 20));
     rc = rf_worker_run(db, e, sched, &wo, &err);
     if (rc != 0)
         rf__cli_error("run", "%s", err.msg[0] ? err.msg : "failed");

@@ -476,6 +476,8 @@ static int write_completion(worker_t *w, job_entry_t *e, int64_t now, rf_err_t *
         .mean_batch_size = steps > 0 ? batch_sum / steps : -1.0,
         .preemptions = 0,
     };
+    for (uint32_t i = 0; i < e->n_samples; i++)
+        m.preemptions += e->outputs[i]->preemptions;
     if (m.queue_ms < 0)
         m.queue_ms = 0;
     rf_jobq_completion_t done = {.job_id = e->job.job_id, .attempt = e->job.attempt,

@@ -4,7 +4,8 @@
  *
  * Invariants:
  *   1. kv.seq_len[s] positions of sequence s are valid in every layer's
- *      cache; rows at or past it are garbage and never read.
+ *      cache, in the blocks of its table; rows at or past it are garbage
+ *      and never read.
  *   2. An eval either fails before touching anything (validation) or runs
  *      to the end: no op can fail once the buffers are sized.
  *   3. Every float of every activation buffer for a token is a function of
@@ -258,12 +259,25 @@ int rf_cpu_backend_open(rf_cpu_backend_t **out, const rf_model_t *m,
     if (rc < 0)
         goto fail;
     const rf_hparams_t *hp = &m->hp;
+    if (o.kv_block_size == 0)
+        o.kv_block_size = 16;
+    if (o.kv_block_size > 4096 || (o.kv_blocks != 0 && o.kv_blocks < 2)) {
+        rc = rf_err_set(err, RF_ERANGE, "cpu backend: KV block size %u (1..4096) or %u blocks "
+                        "(at least 2) out of range", o.kv_block_size, o.kv_blocks);
+        goto fail;
+    }
     rc = rf__cpu_kv_init(&b->kv, hp->n_layer, o.max_seqs, o.n_ctx,
-                         hp->n_head_kv * hp->head_dim_k, hp->n_head_kv * hp->head_dim_v);
+                         hp->n_head_kv * hp->head_dim_k, hp->n_head_kv * hp->head_dim_v,
+                         o.kv_block_size, o.kv_blocks);
     if (rc < 0) {
-        rf_err_set(err, rc, "cpu backend: cannot allocate the KV cache for %u sequences of %u "
-                   "positions (%u layers); lower max_seqs or n_ctx", o.max_seqs, o.n_ctx,
-                   hp->n_layer);
+        if (o.kv_blocks != 0)
+            rf_err_set(err, rc, "cpu backend: cannot allocate a KV pool of %u blocks of %u "
+                       "positions (%zu bytes each); lower --kv-memory", o.kv_blocks,
+                       o.kv_block_size, rf_cpu_kv_block_bytes(m, o.kv_block_size));
+        else
+            rf_err_set(err, rc, "cpu backend: cannot allocate the KV cache for %u sequences of "
+                       "%u positions (%u layers); lower max_seqs or n_ctx", o.max_seqs, o.n_ctx,
+                       hp->n_layer);
         goto fail;
     }
     b->seq_count = calloc(o.max_seqs, sizeof *b->seq_count);
@@ -313,6 +327,41 @@ uint32_t rf_cpu_backend_max_seqs(const rf_cpu_backend_t *b)
     return b->max_seqs;
 }
 
+size_t rf_cpu_kv_block_bytes(const rf_model_t *m, uint32_t block_size)
+{
+    const rf_hparams_t *hp = &m->hp;
+    return (size_t)hp->n_layer * block_size * hp->n_head_kv *
+           (hp->head_dim_k + hp->head_dim_v) * sizeof(float);
+}
+
+int rf_cpu_backend_seq_bind(rf_cpu_backend_t *b, int32_t seq, const uint32_t *blocks,
+                            uint32_t n_blocks, uint32_t n_pos)
+{
+    if (seq < 0)
+        return RF_ERANGE;
+    return rf__cpu_kv_bind(&b->kv, (uint32_t)seq, blocks, n_blocks, n_pos);
+}
+
+int rf_cpu_backend_kv_copy(rf_cpu_backend_t *b, uint32_t src, uint32_t dst)
+{
+    return rf__cpu_kv_copy_block(&b->kv, src, dst);
+}
+
+uint32_t rf_cpu_backend_kv_blocks(const rf_cpu_backend_t *b)
+{
+    return b->kv.n_blocks;
+}
+
+bool rf_cpu_backend_kv_paged(const rf_cpu_backend_t *b)
+{
+    return b->kv.own == NULL;
+}
+
+uint32_t rf_cpu_backend_kv_block_size(const rf_cpu_backend_t *b)
+{
+    return b->kv.block_size;
+}
+
 uint32_t rf_cpu_backend_seq_len(const rf_cpu_backend_t *b, int32_t seq)
 {
     if (seq < 0 || (uint32_t)seq >= b->max_seqs)
@@ -358,6 +407,10 @@ static int validate(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
         if (expected >= b->n_ctx)
             return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
                               "past n_ctx = %u", i, pos, seq, b->n_ctx);
+        if (expected >= (uint64_t)b->kv.table_len[seq] * b->kv.block_size)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
+                              "past its %u KV blocks (bind a longer block table)", i, pos, seq,
+                              b->kv.table_len[seq]);
         b->seq_count[seq]++;
     }
     return 0;

@@ -25,6 +25,11 @@ typedef struct rf_cpu_options {
     int n_threads;      /* 0: all online cores */
     uint32_t n_ctx;     /* positions per sequence; 0: min(n_ctx_train, 4096) */
     uint32_t max_seqs;  /* sequences with a KV region; 0: 1 */
+    uint32_t kv_block_size; /* positions per KV block; 0: 16 */
+    uint32_t kv_blocks; /* 0: each sequence owns n_ctx positions (default
+                           partition); else a pool of this many blocks (block
+                           0 reserved) that sequences use through tables bound
+                           with rf_cpu_backend_seq_bind */
 } rf_cpu_options_t;
 
 typedef struct rf_cpu_backend rf_cpu_backend_t;
@@ -55,6 +60,20 @@ uint32_t rf_cpu_backend_seq_len(const rf_cpu_backend_t *b, int32_t seq);
 
 /* Forget positions >= n_pos of seq (0 clears it). RF_ERANGE for a bad seq. */
 int rf_cpu_backend_seq_truncate(rf_cpu_backend_t *b, int32_t seq, uint32_t n_pos);
+
+/* Pool mode: sequence seq uses blocks (borrowed: must stay valid and
+ * unchanged until the next bind of seq or the next eval ends) and holds
+ * n_pos positions. RF_ERANGE for a bad seq, a block id of 0 or outside the
+ * pool, n_pos beyond the table, or a backend with the default partition. */
+int rf_cpu_backend_seq_bind(rf_cpu_backend_t *b, int32_t seq, const uint32_t *blocks,
+                            uint32_t n_blocks, uint32_t n_pos);
+/* Copy KV block src to dst in every layer (copy-on-write). RF_ERANGE. */
+int rf_cpu_backend_kv_copy(rf_cpu_backend_t *b, uint32_t src, uint32_t dst);
+uint32_t rf_cpu_backend_kv_blocks(const rf_cpu_backend_t *b);     /* incl. block 0 */
+uint32_t rf_cpu_backend_kv_block_size(const rf_cpu_backend_t *b);
+bool rf_cpu_backend_kv_paged(const rf_cpu_backend_t *b); /* opened with kv_blocks */
+/* Bytes one KV block takes (all layers, K and V). */
+size_t rf_cpu_kv_block_bytes(const rf_model_t *m, uint32_t block_size);
 
 int rf_cpu_backend_n_threads(const rf_cpu_backend_t *b);
 uint32_t rf_cpu_backend_n_ctx(const rf_cpu_backend_t *b);

@@ -1,8 +1,8 @@
 /* cpu_internal.h - what the CPU backend's files share
  *
  * pool.c: a fixed set of worker threads running one task at a time.
- * kvcache.c: the per-sequence contiguous f32 KV cache behind four calls,
- * so the paged cache can replace it without touching the ops.
+ * kvcache.c: the f32 KV cache in blocks, reached through block tables
+ * (attention reads rows through two calls and never sees the layout).
  * ops.c: per-row kernels (RMSNorm, RoPE, SwiGLU). matmul.c: quantized
  * weight times f32 activations. attention.c, moe.c: the two composite ops.
  */
@@ -60,14 +60,27 @@ typedef struct rf__cpu_kv {
     uint32_t n_layer, n_seq, n_ctx;
     uint32_t k_width;   /* n_head_kv * head_dim_k floats per position */
     uint32_t v_width;   /* n_head_kv * head_dim_v */
-    float *k;           /* [n_layer][n_seq][n_ctx][k_width] */
-    float *v;           /* [n_layer][n_seq][n_ctx][v_width] */
+    uint32_t block_size, n_blocks;
+    float *k;           /* [n_layer][n_blocks][block_size][k_width] */
+    float *v;           /* [n_layer][n_blocks][block_size][v_width] */
     uint32_t *seq_len;  /* [n_seq] positions held */
+    const uint32_t **table; /* [n_seq] block ids of each sequence */
+    uint32_t *table_len;    /* [n_seq] entries in each table */
+    uint32_t *own;      /* the default partition's tables, or NULL (bound tables) */
 } rf__cpu_kv_t;
 
+/* n_blocks 0: the default partition (each sequence owns n_ctx positions);
+ * else a pool of n_blocks (block 0 reserved) used through bound tables. */
 int rf__cpu_kv_init(rf__cpu_kv_t *kv, uint32_t n_layer, uint32_t n_seq, uint32_t n_ctx,
-                    uint32_t k_width, uint32_t v_width);
+                    uint32_t k_width, uint32_t v_width, uint32_t block_size, uint32_t n_blocks);
 void rf__cpu_kv_free(rf__cpu_kv_t *kv);
+/* Pool mode: sequence seq reads and writes through blocks (borrowed until
+ * the next bind) and holds n_pos positions. RF_ERANGE: bad seq, a block id
+ * out of range or 0, n_pos beyond the table, or a default partition. */
+int rf__cpu_kv_bind(rf__cpu_kv_t *kv, uint32_t seq, const uint32_t *blocks, uint32_t n_blocks,
+                    uint32_t n_pos);
+/* Copy block src to block dst in every layer (copy-on-write). */
+int rf__cpu_kv_copy_block(rf__cpu_kv_t *kv, uint32_t src, uint32_t dst);
 /* K or V row of (layer, seq, pos); the caller checked the ranges. */
 float *rf__cpu_kv_k(const rf__cpu_kv_t *kv, uint32_t layer, uint32_t seq, uint32_t pos);
 float *rf__cpu_kv_v(const rf__cpu_kv_t *kv, uint32_t layer, uint32_t seq, uint32_t pos);

@@ -29,9 +29,23 @@ static const char *model_path(void)
     return path;
 }
 
+static rf_engine_t *open_pool(const char *path, uint32_t max_seqs, uint32_t n_ctx,
+                             uint32_t kv_blocks, uint32_t block_size)
+{
+    rf_engine_options_t opt = {.n_threads = 2, .n_ctx = n_ctx, .max_seqs = max_seqs,
+                               .kv_paged = true, .kv_blocks = kv_blocks,
+                               .kv_block_size = block_size};
+    rf_engine_t *e = NULL;
+    rf_err_t err = {0};
+    int rc = rf_engine_open(&e, path, &opt, &err);
+    cr_assert_eq(rc, 0, "open: %s", err.msg);
+    return e;
+}
+
 static rf_engine_t *open_engine(const char *path, uint32_t max_seqs, uint32_t n_ctx)
 {
-    rf_engine_options_t opt = {.n_threads = 2, .n_ctx = n_ctx, .max_seqs = max_seqs};
+    rf_engine_options_t opt = {.n_threads = 2, .n_ctx = n_ctx, .max_seqs = max_seqs,
+                               .kv_paged = true};
     rf_engine_t *e = NULL;
     rf_err_t err = {0};
     int rc = rf_engine_open(&e, path, &opt, &err);
@@ -371,6 +385,192 @@ Test(sched, cancel_frees_the_sequence, .timeout = 60)
         }
     }
     cr_assert_eq(finished, 1);
+    rf_sched_close(s);
+    rf_engine_close(e);
+}
+
+/* ---------------------------------------------------------------- paged KV */
+
+#define N_BIG 200
+
+typedef struct big_outputs {
+    int32_t tokens[N_BIG][48];
+    uint32_t n_tokens[N_BIG];
+} big_outputs_t;
+
+/* Request i of 200: prompts of 1..120 tokens, a quarter of them starting
+ * with one of two shared 40-token prefixes (prefix caching), greedy and
+ * sampled with penalties, 1..30 new tokens. */
+static void make_big(int32_t *prompt, rf_request_t *r, int i)
+{
+    uint32_t n = 1 + (uint32_t)((i * 53) % 120);
+    for (uint32_t k = 0; k < n; k++)
+        prompt[k] = (int32_t)(3 + (i * 211 + k * 29) % 500);
+    if (i % 4 == 0 && n > 40)
+        for (uint32_t k = 0; k < 40; k++)
+            prompt[k] = (int32_t)(7 + ((i / 4) % 2) * 100 + k * 3);
+    memset(r, 0, sizeof *r);
+    r->id = (uint64_t)i;
+    r->rng_id = (uint64_t)i * 7;
+    r->prompt = prompt;
+    r->n_prompt = n;
+    r->max_tokens = 1 + (uint32_t)((i * 17) % 30);
+    r->ignore_eos = true;
+    rf_sampling_params_default(&r->sampling);
+    if (i % 2) {
+        r->sampling.temperature = 0.8f;
+        r->sampling.top_p = 0.95f;
+        r->sampling.seed = (uint64_t)i;
+    }
+    if (i % 5 == 0)
+        r->sampling.presence_penalty = 0.5f;
+}
+
+static rf_sched_stats_t run_big(rf_engine_t *e, const rf_sched_options_t *so, bool one_at_a_time,
+                                big_outputs_t *out)
+{
+    static int32_t prompts[N_BIG][128];
+    rf_err_t err = {0};
+    rf_sched_t *s;
+    cr_assert_eq(rf_sched_open(&s, e, so, &err), 0, "%s", err.msg);
+    for (int i = 0; i < N_BIG; i++) {
+        rf_request_t r;
+        make_big(prompts[i], &r, i);
+        cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "request %d: %s", i, err.msg);
+        if (!one_at_a_time && i != N_BIG - 1)
+            continue;
+        while (rf_sched_has_work(s)) {
+            rf_err_clear(&err);
+            cr_assert_geq(rf_sched_step(s, &err), 0, "step: %s", err.msg);
+            rf_sched_event_t ev;
+            while (rf_sched_poll(s, &ev)) {
+                cr_assert_neq(ev.kind, RF_SCHED_EV_FAILED, "request %llu: %s",
+                              (unsigned long long)ev.id, ev.error);
+                if (ev.kind == RF_SCHED_EV_FINISHED) {
+                    out->n_tokens[ev.id] = ev.output->n_tokens;
+                    memcpy(out->tokens[ev.id], ev.output->tokens,
+                           ev.output->n_tokens * sizeof(int32_t));
+                }
+                rf_sched_event_free(&ev);
+            }
+        }
+    }
+    rf_sched_stats_t st;
+    rf_sched_get_stats(s, &st);
+    cr_assert_eq(st.finished, N_BIG);
+    cr_assert_eq(st.kv_blocks_free, st.kv_blocks - 1, "every block back in the pool");
+    rf_sched_close(s);
+    return st;
+}
+
+static void expect_big_same(const big_outputs_t *a, const big_outputs_t *b, const char *what)
+{
+    for (int i = 0; i < N_BIG; i++) {
+        cr_assert_eq(a->n_tokens[i], b->n_tokens[i], "%s: request %d length", what, i);
+        cr_assert_eq(memcmp(a->tokens[i], b->tokens[i], a->n_tokens[i] * sizeof(int32_t)), 0,
+                     "%s: request %d tokens differ", what, i);
+    }
+}
+
+/* The paged cache's determinism: 200 requests (a) one at a time, (b) all
+ * at once with a large pool, (c) all at once with a pool so small that
+ * preemption happens often - identical tokens in all three, and the KV
+ * books verified after every step. */
+Test(sched, paged_output_survives_batching_and_preemption, .timeout = 600)
+{
+    const char *path = model_path();
+    static big_outputs_t a, b, c;
+    rf_engine_t *big = open_pool(path, 16, 256, 1 + 16 * 16, 16);
+    rf_sched_options_t so = {.max_seqs = 1, .check_kv = true};
+    rf_sched_stats_t sa = run_big(big, &so, true, &a);
+    so = (rf_sched_options_t){.max_seqs = 16, .max_batched_tokens = 64, .check_kv = true};
+    rf_sched_stats_t sb = run_big(big, &so, false, &b);
+    rf_engine_close(big);
+    expect_big_same(&a, &b, "large pool");
+    cr_assert_eq(sb.preemptions, 0);
+    cr_assert_lt(sb.steps, sa.steps / 2, "batching: %llu steps vs %llu",
+                 (unsigned long long)sb.steps, (unsigned long long)sa.steps);
+    cr_assert_gt(sb.prefix_hit_tokens, 0, "the shared prefixes were reused");
+    /* Prefix caching changes nothing in the outputs. */
+    static big_outputs_t nocache;
+    so = (rf_sched_options_t){.max_seqs = 16, .max_batched_tokens = 64, .check_kv = true,
+                              .no_prefix_cache = true};
+    rf_engine_t *fresh = open_pool(path, 16, 256, 1 + 16 * 16, 16);
+    rf_sched_stats_t sn = run_big(fresh, &so, false, &nocache);
+    rf_engine_close(fresh);
+    cr_assert_eq(sn.prefix_hit_tokens, 0);
+    expect_big_same(&a, &nocache, "without the prefix cache");
+
+    /* 24 blocks of 8 positions: room for one or two long requests at a
+     * time while 16 try to run. */
+    rf_engine_t *small = open_pool(path, 16, 256, 25, 8);
+    so = (rf_sched_options_t){.max_seqs = 16, .max_batched_tokens = 48, .check_kv = true};
+    rf_sched_stats_t sc = run_big(small, &so, false, &c);
+    rf_engine_close(small);
+    expect_big_same(&a, &c, "small pool");
+    cr_assert_gt(sc.preemptions, 10, "only %llu preemptions", (unsigned long long)sc.preemptions);
+}
+
+/* A request that can never fit in the pool is refused at submit. */
+Test(sched, request_larger_than_the_pool_is_refused, .timeout = 60)
+{
+    const char *path = model_path();
+    rf_engine_t *e = open_pool(path, 4, 256, 5, 16); /* 4 usable blocks: 64 positions */
+    rf_err_t err = {0};
+    rf_sched_t *s;
+    cr_assert_eq(rf_sched_open(&s, e, NULL, &err), 0, "%s", err.msg);
+    int32_t prompt[60];
+    for (int k = 0; k < 60; k++)
+        prompt[k] = k + 3;
+    rf_request_t r = {.id = 1, .prompt = prompt, .n_prompt = 60, .max_tokens = 10};
+    rf_sampling_params_default(&r.sampling);
+    cr_assert_eq(rf_sched_submit(s, &r, &err), RF_ERANGE);
+    cr_assert(strstr(err.msg, "--kv-memory") && strstr(err.msg, "5 KV blocks"), "%s", err.msg);
+    r.max_tokens = 4;
+    rf_err_clear(&err);
+    cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "%s", err.msg);
+    rf_sched_close(s);
+    rf_engine_close(e);
+}
+
+/* No leak: after finishing, cancelling (waiting and running requests) and
+ * preempting in one run, every block is back in the pool. */
+Test(sched, every_block_returns_after_cancel_and_preemption, .timeout = 120)
+{
+    const char *path = model_path();
+    rf_engine_t *e = open_pool(path, 8, 256, 13, 8);
+    rf_err_t err = {0};
+    rf_sched_t *s;
+    rf_sched_options_t so = {.max_seqs = 8, .max_batched_tokens = 32, .check_kv = true};
+    cr_assert_eq(rf_sched_open(&s, e, &so, &err), 0, "%s", err.msg);
+    static int32_t prompts[40][128];
+    for (int i = 0; i < 40; i++) {
+        rf_request_t r;
+        make_big(prompts[i], &r, i);
+        r.max_tokens = r.max_tokens > 20 ? 20 : r.max_tokens;
+        if (r.n_prompt > 60)
+            r.n_prompt = 60;
+        cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "%d: %s", i, err.msg);
+    }
+    int steps = 0;
+    while (rf_sched_has_work(s)) {
+        rf_err_clear(&err);
+        cr_assert_geq(rf_sched_step(s, &err), 0, "%s", err.msg);
+        if (++steps % 5 == 0)
+            for (int i = steps % 40; i < 40; i += 7)
+                rf_sched_cancel(s, (uint64_t)i);
+        rf_sched_event_t ev;
+        while (rf_sched_poll(s, &ev))
+            rf_sched_event_free(&ev);
+        if (steps == 60)
+            rf_sched_checkpoint_all(s);
+    }
+    rf_sched_stats_t st;
+    rf_sched_get_stats(s, &st);
+    cr_assert_gt(st.preemptions, 0, "the pool was large enough to avoid preemption");
+    cr_assert_gt(st.cancelled, 0);
+    cr_assert_eq(st.kv_blocks_free, st.kv_blocks - 1, "%u of %u blocks free", st.kv_blocks_free,
+                 st.kv_blocks - 1);
     rf_sched_close(s);
     rf_engine_close(e);
 }

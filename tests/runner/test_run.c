@@ -170,6 +170,14 @@ Test(run, outputs_do_not_depend_on_batching, .timeout = 300)
     char *one = reference_run(db1, jobs, model, "--max-seqs 1");
     char *eight = reference_run(db8, jobs, model, "--max-seqs 8 --max-batched-tokens 24");
     cr_assert_str_eq(one, eight, "outputs differ between --max-seqs 1 and 8");
+    /* A KV pool of a few blocks: sequences are preempted and recomputed,
+     * job_metrics says so, and the outputs are still the same. */
+    const char *dbp = tmp_path("preempt.db");
+    char *small = reference_run(dbp, jobs, model, "--max-seqs 8 --kv-memory 200K --kv-block-size 8");
+    cr_assert_str_eq(one, small, "outputs differ with a small KV pool");
+    cr_assert_gt(query_i64(dbp, "SELECT sum(preemptions) FROM job_metrics"), 0,
+                 "no preemption with a 200 KiB pool");
+    free(small);
     expect_all_done_once(db8, 60);
     /* Metrics: every field a user queries is filled in. */
     cr_assert_eq(query_i64(db8, "SELECT count(*) FROM job_metrics WHERE worker_id IS NULL OR "
