@@ -639,15 +639,10 @@ static void admit(rf_sched_t *s)
         req_t *r = s->waiting;
         s->waiting = r->next;
         r->next = NULL;
-        /* Reuse cached blocks of the longest cached prefix, leaving the
-         * first token whose logits are needed to be computed. */
-        uint32_t max_match = r->n_score > 0 ? r->n_prompt - r->n_score - 1 : r->n_known - 1;
-        int matched = s->no_prefix_cache ? 0 : rf_kv_match_prefix(s->pool, &r->kv, r->tokens,
-                                                                   r->n_known, max_match);
         s->seq_used[seq] = true;
         r->seq = seq;
         r->state = REQ_RUNNING;
-        r->n_computed = matched > 0 ? (uint32_t)matched : 0;
+        r->n_computed = 0; /* the prefix cache is asked when its first chunk is scheduled */
         if (r->admitted_ms == 0)
             r->admitted_ms = rf_sched_now_ms();
         *tail = r;
@@ -784,6 +779,21 @@ static req_t *newest_running(rf_sched_t *s)
     return last;
 }
 
+/* Before r's first chunk: reuse the cached blocks of the longest cached
+ * prefix of its tokens, leaving the first token whose logits are needed to
+ * be computed. Asked here rather than at admission, so that requests
+ * admitted together find the prefix their predecessors' first chunks
+ * committed in earlier steps. */
+static void match_prefix(rf_sched_t *s, req_t *r)
+{
+    if (s->no_prefix_cache || r->n_computed != 0 || r->kv.n_blocks != 0)
+        return;
+    uint32_t max_match = r->n_score > 0 ? r->n_prompt - r->n_score - 1 : r->n_known - 1;
+    int matched = rf_kv_match_prefix(s->pool, &r->kv, r->tokens, r->n_known, max_match);
+    if (matched > 0)
+        r->n_computed = (uint32_t)matched;
+}
+
 /* Blocks for r's slots [n_computed, n_computed + take), private and
  * writable, with any copy-on-write done. Returns 0, RF_KV_NO_SPACE, or a
  * negative error (r cannot ever fit, or the engine refused the copy). */
@@ -838,6 +848,7 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
      * waits for a later step (decoders free blocks as they finish). */
     for (req_t *r = s->running, *next; r != NULL && budget > 0; r = next) {
         next = r->next;
+        match_prefix(s, r);
         uint32_t todo = r->n_known - r->n_computed;
         if (todo <= 1)
             continue;

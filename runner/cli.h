@@ -19,6 +19,7 @@ int rf__cmd_vocab(int argc, char **argv);
 int rf__cmd_tokenize(int argc, char **argv);
 int rf__cmd_detokenize(int argc, char **argv);
 int rf__cmd_bench(int argc, char **argv);
+int rf__bench_batch(int argc, char **argv); /* bench_batch.c */
 int rf__cmd_chat(int argc, char **argv);
 int rf__cmd_generate(int argc, char **argv);
 int rf__cmd_score(int argc, char **argv);

@@ -23,6 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: rocmforge bench tokenize -m VOCAB.gguf [options] FILE...\n"
             "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N]\n"
+            "       rocmforge bench batch -m MODEL.gguf [options] (see bench batch --help)\n"
             "\n"
             "Benchmarks. 'tokenize' encodes each text file whole on one thread, again and\n"
             "again for at least --seconds, and prints MB/s (10^6 bytes of input per\n"
@@ -313,6 +314,8 @@ int rf__cmd_bench(int argc, char **argv)
         return bench_tokenize(argc - 1, argv + 1);
     if (strcmp(argv[1], "cpu") == 0)
         return bench_cpu(argc - 1, argv + 1);
-    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu", argv[1]);
+    if (strcmp(argv[1], "batch") == 0)
+        return rf__bench_batch(argc - 1, argv + 1);
+    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu, batch", argv[1]);
     return RF_EXIT_USAGE;
 }
