@@ -30,7 +30,18 @@
 #include "model.h"
 #include "tokenizer.h"
 
+typedef enum rf_device {
+    RF_DEVICE_CPU = 0,   /* the default */
+    RF_DEVICE_GPU,       /* the GPU backend; RF_ENOGPU when there is none */
+    RF_DEVICE_AUTO,      /* the GPU when this build has one and a device is present */
+} rf_device_t;
+
 typedef struct rf_engine_options {
+    rf_device_t device;
+    int gpu_index;          /* which device (GPU backend) */
+    double gpu_memory;      /* GPU, paged pool without kv_blocks/kv_memory: fraction of the
+                               device memory to use, the KV pool taking the rest after
+                               weights (0: room for max_seqs * n_ctx positions) */
     int n_threads;      /* worker threads incl. the caller; 0: all online cores */
     uint32_t n_ctx;     /* positions per sequence; 0: min(model's context_length, 4096) */
     uint32_t max_seqs;  /* sequences held at once (ids 0..max_seqs-1); 0: 1 */
@@ -79,8 +90,14 @@ int rf_engine_kv_copy(rf_engine_t *e, uint32_t src, uint32_t dst);
 uint32_t rf_engine_kv_blocks(const rf_engine_t *e);      /* incl. reserved block 0 */
 bool rf_engine_kv_paged(const rf_engine_t *e);
 uint32_t rf_engine_kv_block_size(const rf_engine_t *e);
-/* Bytes one KV block of block_size positions takes for model m. */
-size_t rf_engine_kv_block_bytes(const rf_model_t *m, uint32_t block_size);
+/* Bytes one KV block takes on the engine's device (all layers, K and V). */
+size_t rf_engine_kv_block_bytes(const rf_engine_t *e);
+
+/* "cpu" or the GPU's name. */
+const char *rf_engine_device_name(const rf_engine_t *e);
+bool rf_engine_on_gpu(const rf_engine_t *e);
+/* Whether this build has a GPU backend and a device is present. */
+bool rf_engine_gpu_available(void);
 
 const rf_model_t *rf_engine_model(const rf_engine_t *e);
 const rf_hparams_t *rf_engine_hparams(const rf_engine_t *e);

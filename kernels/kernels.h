@@ -49,6 +49,7 @@ int rf_gpu_malloc(void **out, size_t bytes);
 int rf_gpu_free(void *ptr); /* NULL is fine */
 int rf_gpu_memcpy_h2d(void *dst, const void *src, size_t bytes);
 int rf_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes);
+int rf_gpu_mem_info(size_t *free_bytes, size_t *total_bytes); /* current device */
 int rf_gpu_memset(void *dst, int value, size_t bytes);
 int rf_gpu_sync(void); /* wait for the device; reports asynchronous errors */
 

@@ -71,6 +71,12 @@ extern "C" int rf_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes)
     return 0;
 }
 
+extern "C" int rf_gpu_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    RF_GPU_CHECK(hipMemGetInfo(free_bytes, total_bytes));
+    return 0;
+}
+
 extern "C" int rf_gpu_memset(void *dst, int value, size_t bytes)
 {
     RF_GPU_CHECK(hipMemset(dst, value, bytes));

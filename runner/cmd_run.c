@@ -33,7 +33,11 @@ static void run_usage(FILE *out)
             "\n"
             "options:\n"
             "  -m, --model FILE            GGUF model (required)\n"
-            "      --device cpu|gpu|auto   backend (default auto: the CPU in this build)\n"
+            "      --device cpu|gpu|auto   backend (default auto: the GPU when this build has\n"
+            "                              the GPU backend and a device is present)\n"
+            "      --gpu N                 which GPU (default 0)\n"
+            "      --gpu-memory F          GPU: fraction of device memory to use; the KV pool\n"
+            "                              takes what the weights leave (default 0.90)\n"
             "  -t, --threads N             CPU threads (default: all cores)\n"
             "  -c, --ctx N                 positions per sequence (default: the model's, at\n"
             "                              most 4096); prompt + max_tokens must fit\n"
@@ -150,7 +154,8 @@ static bool parse_bytes(const char *s, uint64_t *out)
 int rf__cmd_run(int argc, char **argv)
 {
     enum { O_DEVICE = 256, O_MAX_SEQS, O_MAX_BATCHED, O_UNTIL_EMPTY, O_WATCH, O_POLL, O_LEASE,
-           O_CKPT, O_ZSTD, O_WORKER, O_PROGRESS, O_STOP_AFTER, O_KV_MEMORY, O_KV_BLOCK };
+           O_CKPT, O_ZSTD, O_WORKER, O_PROGRESS, O_STOP_AFTER, O_KV_MEMORY, O_KV_BLOCK,
+           O_GPU, O_GPU_MEMORY };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},
         {"ctx", required_argument, NULL, 'c'}, {"device", required_argument, NULL, O_DEVICE},
@@ -165,12 +170,16 @@ int rf__cmd_run(int argc, char **argv)
         {"stop-after", required_argument, NULL, O_STOP_AFTER},
         {"kv-memory", required_argument, NULL, O_KV_MEMORY},
         {"kv-block-size", required_argument, NULL, O_KV_BLOCK},
+        {"gpu", required_argument, NULL, O_GPU},
+        {"gpu-memory", required_argument, NULL, O_GPU_MEMORY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *device = "auto";
     long threads = 0, ctx = 0, max_seqs = 8, max_batched = 512, poll = 500, lease = 60000,
          ckpt = 64, level = 3, stop_after = 0, kv_block = 16;
     uint64_t kv_memory = 0;
+    long gpu_index = 0;
+    double gpu_memory = 0.90;
     rf_worker_options_t wo = {0};
     int c;
     optind = 1;
@@ -216,6 +225,16 @@ int rf__cmd_run(int argc, char **argv)
             ok = parse_bytes(optarg, &kv_memory);
             what = "--kv-memory (bytes, with an optional K, M or G suffix)";
             break;
+        case O_GPU:
+            ok = parse_long(optarg, 0, 1023, &gpu_index); what = "--gpu (a device index)";
+            break;
+        case O_GPU_MEMORY: {
+            char *end;
+            gpu_memory = strtod(optarg, &end);
+            ok = *end == '\0' && gpu_memory > 0.05 && gpu_memory <= 1.0;
+            what = "--gpu-memory (a fraction in (0.05, 1])";
+            break;
+        }
         case O_KV_BLOCK:
             ok = parse_long(optarg, 1, 1024, &kv_block); what = "--kv-block-size (1..1024)";
             break;
@@ -233,12 +252,12 @@ int rf__cmd_run(int argc, char **argv)
         run_usage(stderr);
         return RF_EXIT_USAGE;
     }
-    if (strcmp(device, "gpu") == 0) {
-        rf__cli_error("run", "--device gpu: this build has no GPU backend yet (the HIP backend "
-                      "is in progress); use --device cpu");
-        return RF_EXIT_FAIL;
-    }
-    if (strcmp(device, "cpu") != 0 && strcmp(device, "auto") != 0) {
+    rf_device_t dev = RF_DEVICE_AUTO;
+    if (strcmp(device, "gpu") == 0)
+        dev = RF_DEVICE_GPU;
+    else if (strcmp(device, "cpu") == 0)
+        dev = RF_DEVICE_CPU;
+    else if (strcmp(device, "auto") != 0) {
         rf__cli_error("run", "bad value '%s' for --device (cpu, gpu or auto)", device);
         return RF_EXIT_USAGE;
     }
@@ -267,7 +286,9 @@ int rf__cmd_run(int argc, char **argv)
     }
     if (rf__cli_open_db("run", db_path, 0, &db) != 0)
         goto done;
-    rf_engine_options_t eo = {.n_threads = (int)threads, .n_ctx = (uint32_t)ctx,
+    rf_engine_options_t eo = {.device = dev, .gpu_index = (int)gpu_index,
+                              .gpu_memory = kv_memory == 0 ? gpu_memory : 0,
+                              .n_threads = (int)threads, .n_ctx = (uint32_t)ctx,
                               .max_seqs = (uint32_t)max_seqs, .kv_paged = true,
                               .kv_block_size = (uint32_t)kv_block, .kv_memory = kv_memory};
     rc = rf_engine_open(&e, model, &eo, &err);
@@ -285,19 +306,25 @@ int rf__cmd_run(int argc, char **argv)
     }
     wo.model_path = model;
     wo.model_hash = hash;
-    wo.device = "cpu";
+    char device_desc[300];
+    snprintf(device_desc, sizeof device_desc, "%s%s", rf_engine_on_gpu(e) ? "gpu:" : "",
+             rf_engine_device_name(e));
+    wo.device = device_desc;
     wo.lease_ms = lease;
     wo.poll_ms = poll;
     wo.zstd_level = (int)level;
     wo.stop_after_jobs = stop_after;
     uint32_t kv_blocks = rf_engine_kv_blocks(e) - 1;
-    fprintf(stderr, "rocmforge run: %s on the CPU (%d threads), context %u, up to %ld "
-            "sequences, %ld tokens per step, KV pool %u blocks of %u positions (%.1f MiB)\n",
-            model, rf_engine_n_threads(e), rf_engine_n_ctx(e), max_seqs, max_batched, kv_blocks,
+    char where[320];
+    if (rf_engine_on_gpu(e))
+        snprintf(where, sizeof where, "the GPU (%s)", rf_engine_device_name(e));
+    else
+        snprintf(where, sizeof where, "the CPU (%d threads)", rf_engine_n_threads(e));
+    fprintf(stderr, "rocmforge run: %s on %s, context %u, up to %ld sequences, %ld tokens per "
+            "step, KV pool %u blocks of %u positions (%.1f MiB)\n",
+            model, where, rf_engine_n_ctx(e), max_seqs, max_batched, kv_blocks,
             rf_engine_kv_block_size(e),
-            (double)kv_blocks * (double)rf_engine_kv_block_bytes(rf_engine_model(e),
-                                                                 rf_engine_kv_block_size(e)) /
-                (1 << 20));
+            (double)kv_blocks * (double)rf_engine_kv_block_bytes(e) / (1 << 20));
     rc = rf_worker_run(db, e, sched, &wo, &err);
     if (rc != 0)
         rf__cli_error("run", "%s", err.msg[0] ? err.msg : "failed");

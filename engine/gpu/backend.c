@@ -1,0 +1,645 @@
+/* backend.c - the GPU backend: upload weights, run the plan with kernels
+ *
+ * Design notes
+ *
+ * Invariants:
+ *   1. seq_len[s] positions of sequence s are valid in every layer's KV
+ *      pool, in the blocks of its table (as in the CPU backend).
+ *   2. An eval either fails validation before any device work, or runs
+ *      every op; a device error mid-way leaves the KV of the batch's
+ *      positions undefined but the lengths unchanged, so a retry recomputes
+ *      them.
+ *   3. The device block table (d_tables, [max_seqs][max_blocks]) is
+ *      rewritten from the host tables at every eval, so a bind or a copy
+ *      between evals is always seen.
+ *
+ * Per eval: tokens, positions, sequence ids and block tables go up in one
+ * staging copy each; every op is a kernel launch on the default stream;
+ * the logits come back with one synchronous copy (the only wait).
+ */
+#include "gpu.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+
+_Static_assert(RF_KERNEL_EGPU == RF_EGPU, "kernel and engine codes agree");
+_Static_assert(RF_KERNEL_ENOGPU == RF_ENOGPU, "kernel and engine codes agree");
+_Static_assert(RF_KERNEL_EUNSUPPORTED == RF_EUNSUPPORTED, "kernel and engine codes agree");
+
+typedef struct dev_weight {
+    const rf_weight_t *w;        /* host weight (key) */
+    void *data;                  /* device copy */
+} dev_weight_t;
+
+struct rf_gpu_backend {
+    const rf_model_t *model;
+    rf_gpu_info_t info;
+    uint32_t n_ctx, max_seqs, block_size, n_blocks, max_blocks;
+    bool paged;
+    /* weights */
+    dev_weight_t *weights;
+    size_t n_weights;
+    size_t weight_bytes;
+    /* KV pool: per layer K and V, F16 */
+    void **k_cache, **v_cache;   /* [n_layer] */
+    size_t layer_kv_bytes;       /* bytes of one layer's K (= V) pool */
+    /* host tables */
+    uint32_t *seq_len;           /* [max_seqs] */
+    const uint32_t **table;      /* [max_seqs] */
+    uint32_t *table_len;         /* [max_seqs] */
+    uint32_t *own;               /* default partition or NULL */
+    int32_t *h_tables;           /* [max_seqs][max_blocks] staging */
+    int32_t *d_tables;
+    uint32_t *seq_count;         /* validation scratch */
+    /* batch buffers (device unless h_) */
+    uint32_t cap_tokens;
+    float *buf[RF_BUF_COUNT];    /* [cap][width] */
+    float *scratch;              /* [cap][max width]: OUTPUT_ROWS gathers */
+    int32_t *d_tokens, *d_pos, *d_seq, *d_rows;
+    float *d_logits;             /* [cap][n_vocab] */
+    float *h_logits;
+    int32_t *logit_rows, *logit_of;
+    void *workspace;
+    size_t workspace_bytes;
+    uint32_t n_batch, n_logits;
+    size_t max_width;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static int gpu_fail(rf_err_t *err, int rc, const char *what)
+{
+    return rf_err_set(err, rc < 0 ? rc : RF_EGPU, "gpu backend: %s failed (%s); the runtime's "
+                      "message is on stderr", what, rf_strerror(rc < 0 ? rc : RF_EGPU));
+}
+
+static bool type_supported(int type)
+{
+    switch (type) {
+    case RF_TYPE_F32: case RF_TYPE_F16: case RF_TYPE_BF16: case RF_TYPE_Q8_0:
+    case RF_TYPE_Q4_0: case RF_TYPE_Q4_K: case RF_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t weight_bytes(const rf_weight_t *w)
+{
+    uint64_t rows = w->ne[1] ? w->ne[1] : 1;
+    uint64_t mats = w->ne[2] ? w->ne[2] : 1;
+    return (size_t)(w->row_bytes * rows * mats);
+}
+
+static void *dev_of(const rf_gpu_backend_t *b, const rf_weight_t *w)
+{
+    if (w == NULL || w->data == NULL)
+        return NULL;
+    for (size_t i = 0; i < b->n_weights; i++)
+        if (b->weights[i].w == w || b->weights[i].w->data == w->data)
+            return b->weights[i].data;
+    return NULL;
+}
+
+/* Upload w once (tied embeddings share one copy). */
+static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, rf_err_t *err)
+{
+    if (w == NULL || w->data == NULL || dev_of(b, w) != NULL)
+        return 0;
+    if (!type_supported(w->type))
+        return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: tensor %s has type %s, which the "
+                          "GPU kernels do not read yet (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K); "
+                          "use --device cpu or requantize", w->name, rf_type_name(w->type));
+    size_t bytes = weight_bytes(w);
+    void *d = NULL;
+    int rc = rf_gpu_malloc(&d, bytes);
+    if (rc < 0)
+        return rf_err_set(err, RF_EGPU, "gpu backend: out of device memory uploading %s (%zu "
+                          "bytes; %zu bytes of weights uploaded so far): the model does not fit "
+                          "on %s; use a smaller quantization or --device cpu", w->name, bytes,
+                          b->weight_bytes, b->info.name);
+    rc = rf_gpu_memcpy_h2d(d, w->data, bytes);
+    if (rc < 0) {
+        rf_gpu_free(d);
+        return gpu_fail(err, rc, "uploading a weight");
+    }
+    dev_weight_t *grown = realloc(b->weights, (b->n_weights + 1) * sizeof *grown);
+    if (grown == NULL) {
+        rf_gpu_free(d);
+        return rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
+    }
+    b->weights = grown;
+    b->weights[b->n_weights++] = (dev_weight_t){.w = w, .data = d};
+    b->weight_bytes += bytes;
+    return 0;
+}
+
+static void free_batch(rf_gpu_backend_t *b)
+{
+    for (int i = 0; i < RF_BUF_COUNT; i++) {
+        rf_gpu_free(b->buf[i]);
+        b->buf[i] = NULL;
+    }
+    rf_gpu_free(b->scratch);
+    rf_gpu_free(b->d_tokens);
+    rf_gpu_free(b->d_pos);
+    rf_gpu_free(b->d_seq);
+    rf_gpu_free(b->d_rows);
+    rf_gpu_free(b->d_logits);
+    rf_gpu_free(b->workspace);
+    free(b->h_logits);
+    free(b->logit_rows);
+    free(b->logit_of);
+    b->scratch = b->d_logits = b->h_logits = NULL;
+    b->d_tokens = b->d_pos = b->d_seq = b->d_rows = NULL;
+    b->logit_rows = b->logit_of = NULL;
+    b->workspace = NULL;
+    b->workspace_bytes = 0;
+    b->cap_tokens = 0;
+}
+
+static int reserve(rf_gpu_backend_t *b, uint32_t n, rf_err_t *err)
+{
+    if (n <= b->cap_tokens)
+        return 0;
+    free_batch(b);
+    const rf_plan_t *p = &b->model->plan;
+    const rf_hparams_t *hp = &b->model->hp;
+    int rc = 0;
+    for (int i = 1; i < RF_BUF_COUNT && rc == 0; i++)
+        if (p->width[i] > 0)
+            rc = rf_gpu_malloc((void **)&b->buf[i], (size_t)n * p->width[i] * sizeof(float));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->scratch, (size_t)n * b->max_width * sizeof(float));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_tokens, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_pos, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_seq, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_rows, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_logits, (size_t)n * hp->n_vocab * sizeof(float));
+    size_t ws = rf_kernel_paged_attention_workspace((int)n, (int)hp->n_head,
+                                                    (int)hp->head_dim_k, (int)b->n_ctx);
+    if (rc == 0 && ws > 0)
+        rc = rf_gpu_malloc(&b->workspace, ws);
+    b->h_logits = malloc((size_t)n * hp->n_vocab * sizeof(float));
+    b->logit_rows = malloc(n * sizeof(int32_t));
+    b->logit_of = malloc(n * sizeof(int32_t));
+    if (rc < 0 || b->h_logits == NULL || b->logit_rows == NULL || b->logit_of == NULL) {
+        free_batch(b);
+        return rf_err_set(err, rc < 0 ? RF_EGPU : -ENOMEM, "gpu backend: out of %s memory for "
+                          "a batch of %u tokens; lower --max-batched-tokens",
+                          rc < 0 ? "device" : "host", n);
+    }
+    b->workspace_bytes = ws;
+    b->cap_tokens = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ open */
+
+static int check_and_upload(rf_gpu_backend_t *b, rf_err_t *err)
+{
+    const rf_model_t *m = b->model;
+    const rf_hparams_t *hp = &m->hp;
+    if (hp->n_expert > 0)
+        return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: %s has routed experts, which the "
+                          "GPU backend does not run yet; use --device cpu", m->arch_name);
+    if (hp->head_dim_k != hp->head_dim_v)
+        return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: key and value heads differ (%u, "
+                          "%u); use --device cpu", hp->head_dim_k, hp->head_dim_v);
+    if (hp->head_dim_k != 64 && hp->head_dim_k != 128 && hp->head_dim_k != 256)
+        return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: head size %u; the attention "
+                          "kernel handles 64, 128 and 256; use --device cpu", hp->head_dim_k);
+    const rf_plan_t *p = &m->plan;
+    for (int i = 1; i < RF_BUF_COUNT; i++)
+        if (p->width[i] > b->max_width)
+            b->max_width = p->width[i];
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const rf_op_t *op = &p->ops[i];
+        for (int k = 0; k < 4; k++) {
+            int rc = upload(b, op->w[k], err);
+            if (rc < 0)
+                return rc;
+        }
+        int rc = upload(b, op->bias, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
+                        const rf_gpu_options_t *opt, rf_err_t *err)
+{
+    *out = NULL;
+    rf_gpu_options_t o = opt != NULL ? *opt : (rf_gpu_options_t){0};
+    int n_dev = 0;
+    rf_gpu_device_count(&n_dev);
+    if (n_dev == 0)
+        return rf_err_set(err, RF_ENOGPU, "gpu backend: no GPU found (no device, or no driver); "
+                          "use --device cpu");
+    if (o.device < 0 || o.device >= n_dev)
+        return rf_err_set(err, RF_ERANGE, "gpu backend: device %d; this machine has %d (0..%d)",
+                          o.device, n_dev, n_dev - 1);
+    if (o.n_ctx == 0)
+        o.n_ctx = m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096;
+    if (o.max_seqs == 0)
+        o.max_seqs = 1;
+    if (o.kv_block_size == 0)
+        o.kv_block_size = 16;
+    if (o.max_seqs > 65536 || o.n_ctx > (1u << 24) || o.kv_block_size > 1024)
+        return rf_err_set(err, RF_ERANGE, "gpu backend: max_seqs %u, n_ctx %u or KV block size "
+                          "%u out of range", o.max_seqs, o.n_ctx, o.kv_block_size);
+    rf_gpu_backend_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
+    b->model = m;
+    b->n_ctx = o.n_ctx;
+    b->max_seqs = o.max_seqs;
+    b->block_size = o.kv_block_size;
+    b->max_blocks = (o.n_ctx + o.kv_block_size - 1) / o.kv_block_size;
+    b->paged = o.kv_paged;
+    const rf_hparams_t *hp = &m->hp;
+    int rc = rf_gpu_set_device(o.device);
+    if (rc == 0)
+        rc = rf_gpu_device_info(o.device, &b->info);
+    if (rc < 0) {
+        rc = gpu_fail(err, rc, "selecting the device");
+        goto fail;
+    }
+    rc = check_and_upload(b, err);
+    if (rc < 0)
+        goto fail;
+    size_t block_bytes = rf_gpu_kv_block_bytes(m, b->block_size);
+    uint64_t n_blocks = o.kv_blocks;
+    if (!b->paged) {
+        n_blocks = 1 + (uint64_t)o.max_seqs * b->max_blocks;
+    } else if (n_blocks == 0) {
+        size_t free_b = 0, total_b = 0;
+        if (o.gpu_memory > 0 && rf_gpu_mem_info(&free_b, &total_b) == 0) {
+            /* Leave room for the activations of a large batch (a rough
+             * 256 MiB) besides what the fraction excludes. */
+            double budget = o.gpu_memory * (double)total_b - (double)(total_b - free_b) -
+                            256.0 * (1 << 20);
+            n_blocks = budget > 0 ? (uint64_t)(budget / (double)block_bytes) : 0;
+        } else {
+            n_blocks = 1 + (uint64_t)o.max_seqs * b->max_blocks;
+        }
+    }
+    if (n_blocks < 2 || n_blocks > INT32_MAX) {
+        rc = rf_err_set(err, RF_EGPU, "gpu backend: no room for a KV pool on %s after %zu bytes "
+                        "of weights (%llu blocks of %zu bytes); raise --gpu-memory or use a "
+                        "smaller model", b->info.name, b->weight_bytes,
+                        (unsigned long long)n_blocks, block_bytes);
+        goto fail;
+    }
+    b->n_blocks = (uint32_t)n_blocks;
+    b->layer_kv_bytes = (size_t)b->n_blocks * hp->n_head_kv * b->block_size * hp->head_dim_k * 2;
+    b->k_cache = calloc(hp->n_layer, sizeof *b->k_cache);
+    b->v_cache = calloc(hp->n_layer, sizeof *b->v_cache);
+    if (b->k_cache == NULL || b->v_cache == NULL) {
+        rc = rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
+        goto fail;
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (rf_gpu_malloc(&b->k_cache[l], b->layer_kv_bytes) < 0 ||
+            rf_gpu_malloc(&b->v_cache[l], b->layer_kv_bytes) < 0) {
+            rc = rf_err_set(err, RF_EGPU, "gpu backend: out of device memory for the KV pool "
+                            "(%u blocks of %u positions, %zu bytes per layer; weights take %zu): "
+                            "lower --max-seqs, --ctx or --kv-memory", b->n_blocks, b->block_size,
+                            2 * b->layer_kv_bytes, b->weight_bytes);
+            goto fail;
+        }
+    }
+    b->seq_len = calloc(o.max_seqs, sizeof *b->seq_len);
+    b->table = calloc(o.max_seqs, sizeof *b->table);
+    b->table_len = calloc(o.max_seqs, sizeof *b->table_len);
+    b->seq_count = calloc(o.max_seqs, sizeof *b->seq_count);
+    b->h_tables = calloc((size_t)o.max_seqs * b->max_blocks, sizeof *b->h_tables);
+    if (!b->paged)
+        b->own = malloc((size_t)o.max_seqs * b->max_blocks * sizeof *b->own);
+    if (b->seq_len == NULL || b->table == NULL || b->table_len == NULL || b->seq_count == NULL ||
+        b->h_tables == NULL || (!b->paged && b->own == NULL)) {
+        rc = rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
+        goto fail;
+    }
+    if (!b->paged)
+        for (uint32_t s = 0; s < o.max_seqs; s++) {
+            for (uint32_t i = 0; i < b->max_blocks; i++)
+                b->own[(size_t)s * b->max_blocks + i] = 1 + s * b->max_blocks + i;
+            b->table[s] = b->own + (size_t)s * b->max_blocks;
+            b->table_len[s] = b->max_blocks;
+        }
+    if (rf_gpu_malloc((void **)&b->d_tables,
+                      (size_t)o.max_seqs * b->max_blocks * sizeof(int32_t)) < 0) {
+        rc = rf_err_set(err, RF_EGPU, "gpu backend: out of device memory for block tables");
+        goto fail;
+    }
+    *out = b;
+    return 0;
+fail:
+    rf_gpu_backend_close(b);
+    return rc;
+}
+
+void rf_gpu_backend_close(rf_gpu_backend_t *b)
+{
+    if (b == NULL)
+        return;
+    free_batch(b);
+    for (size_t i = 0; i < b->n_weights; i++)
+        rf_gpu_free(b->weights[i].data);
+    free(b->weights);
+    for (uint32_t l = 0; b->k_cache != NULL && l < b->model->hp.n_layer; l++) {
+        rf_gpu_free(b->k_cache[l]);
+        rf_gpu_free(b->v_cache[l]);
+    }
+    free(b->k_cache);
+    free(b->v_cache);
+    rf_gpu_free(b->d_tables);
+    free(b->seq_len);
+    free(b->table);
+    free(b->table_len);
+    free(b->seq_count);
+    free(b->h_tables);
+    free(b->own);
+    free(b);
+}
+
+/* ------------------------------------------------------------------ small API */
+
+size_t rf_gpu_kv_block_bytes(const rf_model_t *m, uint32_t block_size)
+{
+    const rf_hparams_t *hp = &m->hp;
+    return (size_t)hp->n_layer * block_size * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v) *
+           2;
+}
+
+const float *rf_gpu_backend_logits(const rf_gpu_backend_t *b, uint32_t i)
+{
+    if (i >= b->n_batch || b->logit_of == NULL || b->logit_of[i] < 0)
+        return NULL;
+    return b->h_logits + (size_t)b->logit_of[i] * b->model->hp.n_vocab;
+}
+
+uint32_t rf_gpu_backend_seq_len(const rf_gpu_backend_t *b, int32_t seq)
+{
+    return seq >= 0 && (uint32_t)seq < b->max_seqs ? b->seq_len[seq] : 0;
+}
+
+int rf_gpu_backend_seq_truncate(rf_gpu_backend_t *b, int32_t seq, uint32_t n_pos)
+{
+    if (seq < 0 || (uint32_t)seq >= b->max_seqs)
+        return RF_ERANGE;
+    if (n_pos < b->seq_len[seq])
+        b->seq_len[seq] = n_pos;
+    return 0;
+}
+
+int rf_gpu_backend_seq_bind(rf_gpu_backend_t *b, int32_t seq, const uint32_t *blocks,
+                            uint32_t n_blocks, uint32_t n_pos)
+{
+    if (!b->paged || seq < 0 || (uint32_t)seq >= b->max_seqs || n_blocks > b->max_blocks ||
+        n_pos > (uint64_t)n_blocks * b->block_size)
+        return RF_ERANGE;
+    for (uint32_t i = 0; i < n_blocks; i++)
+        if (blocks[i] == 0 || blocks[i] >= b->n_blocks)
+            return RF_ERANGE;
+    b->table[seq] = blocks;
+    b->table_len[seq] = n_blocks;
+    b->seq_len[seq] = n_pos;
+    return 0;
+}
+
+int rf_gpu_backend_kv_copy(rf_gpu_backend_t *b, uint32_t src, uint32_t dst)
+{
+    if (src == 0 || dst == 0 || src >= b->n_blocks || dst >= b->n_blocks)
+        return RF_ERANGE;
+    if (src == dst)
+        return 0;
+    const rf_hparams_t *hp = &b->model->hp;
+    size_t block = (size_t)hp->n_head_kv * b->block_size * hp->head_dim_k * 2;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (rf_gpu_memcpy_d2d((char *)b->k_cache[l] + dst * block,
+                              (char *)b->k_cache[l] + src * block, block, NULL) < 0 ||
+            rf_gpu_memcpy_d2d((char *)b->v_cache[l] + dst * block,
+                              (char *)b->v_cache[l] + src * block, block, NULL) < 0)
+            return RF_EGPU;
+    }
+    return 0;
+}
+
+uint32_t rf_gpu_backend_kv_blocks(const rf_gpu_backend_t *b) { return b->n_blocks; }
+uint32_t rf_gpu_backend_kv_block_size(const rf_gpu_backend_t *b) { return b->block_size; }
+bool rf_gpu_backend_kv_paged(const rf_gpu_backend_t *b) { return b->paged; }
+uint32_t rf_gpu_backend_n_ctx(const rf_gpu_backend_t *b) { return b->n_ctx; }
+uint32_t rf_gpu_backend_max_seqs(const rf_gpu_backend_t *b) { return b->max_seqs; }
+const char *rf_gpu_backend_device_name(const rf_gpu_backend_t *b) { return b->info.name; }
+
+/* ------------------------------------------------------------------ eval */
+
+static int validate(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
+{
+    const rf_hparams_t *hp = &b->model->hp;
+    if (batch->tokens == NULL || batch->positions == NULL || batch->seq_ids == NULL)
+        return rf_err_set(err, RF_ERANGE, "batch: tokens, positions and seq_ids are required");
+    memset(b->seq_count, 0, b->max_seqs * sizeof *b->seq_count);
+    for (uint32_t i = 0; i < batch->n_tokens; i++) {
+        int32_t tok = batch->tokens[i], seq = batch->seq_ids[i], pos = batch->positions[i];
+        if (tok < 0 || (uint32_t)tok >= hp->n_vocab)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: id %d is outside the vocabulary "
+                              "(0..%u)", i, tok, hp->n_vocab - 1);
+        if (seq < 0 || (uint32_t)seq >= b->max_seqs)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: sequence %d is outside 0..%u "
+                              "(raise max_seqs)", i, seq, b->max_seqs - 1);
+        uint32_t expected = b->seq_len[seq] + b->seq_count[seq];
+        if (pos < 0 || (uint32_t)pos != expected)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d, "
+                              "expected %u (positions continue the sequence's cache; truncate "
+                              "it to go back)", i, pos, seq, expected);
+        if (expected >= b->n_ctx)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
+                              "past n_ctx = %u", i, pos, seq, b->n_ctx);
+        if (expected >= (uint64_t)b->table_len[seq] * b->block_size)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
+                              "past its %u KV blocks (bind a longer block table)", i, pos, seq,
+                              b->table_len[seq]);
+        b->seq_count[seq]++;
+    }
+    return 0;
+}
+
+#define LAUNCH(call)                                                                   \
+    do {                                                                               \
+        int launch_rc_ = (call);                                                       \
+        if (launch_rc_ < 0)                                                            \
+            return rf_err_set(err, launch_rc_ == RF_KERNEL_EGPU ? RF_EGPU : launch_rc_, \
+                              "gpu backend: op %zu (%s, layer %d): %s failed (%s)", i,  \
+                              rf_op_name(op->kind), op->layer, #call,                   \
+                              rf_strerror(launch_rc_));                                 \
+    } while (0)
+
+int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
+{
+    b->n_batch = 0;
+    b->n_logits = 0;
+    if (batch->n_tokens == 0)
+        return 0;
+    int rc = validate(b, batch, err);
+    if (rc < 0)
+        return rc;
+    rc = reserve(b, batch->n_tokens, err);
+    if (rc < 0)
+        return rc;
+    const rf_model_t *m = b->model;
+    const rf_hparams_t *hp = &m->hp;
+    const rf_plan_t *p = &m->plan;
+    uint32_t n = batch->n_tokens;
+
+    uint32_t n_logits = 0;
+    int32_t max_pos = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bool want;
+        if (batch->logits != NULL) {
+            want = batch->logits[i] != 0;
+        } else {
+            want = true;
+            for (uint32_t j = i + 1; j < n && want; j++)
+                want = batch->seq_ids[j] != batch->seq_ids[i];
+        }
+        b->logit_of[i] = want ? (int32_t)n_logits : -1;
+        if (want)
+            b->logit_rows[n_logits++] = (int32_t)i;
+        if (batch->positions[i] > max_pos)
+            max_pos = batch->positions[i];
+    }
+    /* Block tables of the sequences in the batch (others stay padding). */
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t s = batch->seq_ids[i];
+        int32_t *row = b->h_tables + (size_t)s * b->max_blocks;
+        for (uint32_t k = 0; k < b->max_blocks; k++)
+            row[k] = k < b->table_len[s] ? (int32_t)b->table[s][k] : 0;
+    }
+    if (rf_gpu_memcpy_h2d(b->d_tables, b->h_tables,
+                          (size_t)b->max_seqs * b->max_blocks * sizeof(int32_t)) < 0 ||
+        rf_gpu_memcpy_h2d(b->d_tokens, batch->tokens, n * sizeof(int32_t)) < 0 ||
+        rf_gpu_memcpy_h2d(b->d_pos, batch->positions, n * sizeof(int32_t)) < 0 ||
+        rf_gpu_memcpy_h2d(b->d_seq, batch->seq_ids, n * sizeof(int32_t)) < 0 ||
+        (n_logits > 0 &&
+         rf_gpu_memcpy_h2d(b->d_rows, b->logit_rows, n_logits * sizeof(int32_t)) < 0))
+        return gpu_fail(err, RF_EGPU, "uploading the batch");
+
+    const float scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    uint32_t rows = n; /* rows live in the buffers */
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const rf_op_t *op = &p->ops[i];
+        float *dst = b->buf[op->dst];
+        const float *src = op->src != RF_BUF_NONE ? b->buf[op->src] : NULL;
+        switch (op->kind) {
+        case RF_OP_EMBED: {
+            const rf_weight_t *w = op->w[0];
+            LAUNCH(rf_kernel_get_rows_f32(w->type, dev_of(b, w), (int64_t)w->ne[1],
+                                          (int64_t)w->ne[0], b->d_tokens, (int)n, dst, NULL));
+            break;
+        }
+        case RF_OP_RMSNORM:
+            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]), rows,
+                                         p->width[op->dst], hp->rms_eps, NULL));
+            break;
+        case RF_OP_HEAD_RMSNORM:
+            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]),
+                                         (int64_t)rows * (p->width[op->dst] / op->head_dim),
+                                         op->head_dim, hp->rms_eps, NULL));
+            break;
+        case RF_OP_MATMUL: {
+            const rf_weight_t *w = op->w[0];
+            LAUNCH(rf_kernel_matmul_f32(w->type, dev_of(b, w), src, dst,
+                                        op->bias ? dev_of(b, op->bias) : NULL,
+                                        (int64_t)w->ne[1], (int64_t)w->ne[0], (int)rows, NULL));
+            break;
+        }
+        case RF_OP_ROPE:
+            LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
+                                      (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
+                                      (int)hp->n_rot, 0, hp->rope_kind == RF_ROPE_NEOX,
+                                      hp->rope_freq_base, hp->rope_freq_scale,
+                                      op->w[0] ? dev_of(b, op->w[0]) : NULL, NULL));
+            break;
+        case RF_OP_ATTENTION: {
+            uint32_t l = (uint32_t)op->layer;
+            LAUNCH(rf_kernel_kv_store_f16(b->k_cache[l], b->v_cache[l], b->buf[op->src2],
+                                          b->buf[op->src3], 0, 0, b->d_tables,
+                                          (int)b->max_blocks, b->d_seq, b->d_pos, (int)rows,
+                                          (int)hp->n_head_kv, (int)hp->head_dim_k,
+                                          (int)b->block_size, NULL));
+            LAUNCH(rf_kernel_paged_attention_f32(dst, src, 0, b->k_cache[l], b->v_cache[l],
+                                                 b->d_tables, (int)b->max_blocks, b->d_seq,
+                                                 b->d_pos, (int)rows, (int)hp->n_head,
+                                                 (int)hp->n_head_kv, (int)hp->head_dim_k,
+                                                 (int)b->block_size, scale, max_pos + 1,
+                                                 b->workspace, b->workspace_bytes, NULL));
+            break;
+        }
+        case RF_OP_SWIGLU:
+            LAUNCH(rf_kernel_swiglu_f32(dst, dst, src, rows, p->width[op->dst], 0, 0, NULL));
+            break;
+        case RF_OP_ADD:
+            LAUNCH(rf_kernel_add_f32(dst, dst, src, (int64_t)rows * p->width[op->dst], NULL));
+            break;
+        case RF_OP_OUTPUT_ROWS: {
+            /* Keep the logits rows of dst and src, packed to the front: a
+             * gather into scratch, then back. */
+            rf_buf_t bufs[2] = {op->dst, op->src};
+            for (int k = 0; k < 2; k++) {
+                uint32_t w = p->width[bufs[k]];
+                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, b->buf[bufs[k]], rows, w, b->d_rows,
+                                              (int)n_logits, b->scratch, NULL));
+                if (n_logits > 0 && rf_gpu_memcpy_d2d(b->buf[bufs[k]], b->scratch,
+                                                      (size_t)n_logits * w * sizeof(float),
+                                                      NULL) < 0)
+                    return gpu_fail(err, RF_EGPU, "packing the output rows");
+            }
+            rows = n_logits;
+            break;
+        }
+        case RF_OP_LOGITS: {
+            const rf_weight_t *w = op->w[0];
+            if (rows != n_logits) {
+                /* No OUTPUT_ROWS in the plan: gather the logits rows now. */
+                uint32_t width = p->width[op->src];
+                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, src, rows, width, b->d_rows,
+                                              (int)n_logits, b->scratch, NULL));
+                src = b->scratch;
+            }
+            if (n_logits > 0)
+                LAUNCH(rf_kernel_matmul_f32(w->type, dev_of(b, w), src, b->d_logits, NULL,
+                                            (int64_t)w->ne[1], (int64_t)w->ne[0], (int)n_logits,
+                                            NULL));
+            break;
+        }
+        case RF_OP_MOE:
+        default:
+            return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: op %s is not supported on "
+                              "the GPU", rf_op_name(op->kind));
+        }
+    }
+    if (n_logits > 0 &&
+        rf_gpu_memcpy_d2h(b->h_logits, b->d_logits,
+                          (size_t)n_logits * hp->n_vocab * sizeof(float)) < 0)
+        return gpu_fail(err, RF_EGPU, "reading the logits back");
+    for (uint32_t i = 0; i < n; i++)
+        b->seq_len[batch->seq_ids[i]]++;
+    b->n_batch = n;
+    b->n_logits = n_logits;
+    return 0;
+}
