@@ -52,6 +52,8 @@ int rf_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes);
 int rf_gpu_mem_info(size_t *free_bytes, size_t *total_bytes); /* current device */
 int rf_gpu_memset(void *dst, int value, size_t bytes);
 int rf_gpu_sync(void); /* wait for the device; reports asynchronous errors */
+/* Asynchronous device-to-device copy on a stream (copy.hip). */
+int rf_gpu_memcpy_d2d(void *dst, const void *src, size_t bytes, rf_gpu_stream_t stream);
 
 /* ---- dequantize (dequantize.hip) ---- */
 
@@ -61,6 +63,104 @@ int rf_gpu_sync(void); /* wait for the device; reports asynchronous errors */
  * and an n that is not a multiple of the block size RF_KERNEL_EINVAL. */
 int rf_kernel_dequantize_f32(int type, const void *src, float *dst, int64_t n,
                              rf_gpu_stream_t stream);
+
+/* ---- elementwise and per-row ops (rmsnorm.hip, rope.hip, swiglu.hip, add.hip) ----
+ * All f32, rows contiguous unless a stride (in floats) says otherwise; a
+ * stride of 0 means "packed". */
+
+/* y[row] = x[row] * rsqrt(mean(x[row]^2) + eps) * w, rows of n_cols floats;
+ * y may be x. Per-head Q/K norm: n_rows = n_tokens * n_heads, n_cols = head_dim. */
+int rf_kernel_rmsnorm_f32(float *y, const float *x, const float *w, int64_t n_rows,
+                          int64_t n_cols, float eps, rf_gpu_stream_t stream);
+
+/* x += r (written back: the new residual), then y = rmsnorm(x) * w as above;
+ * y must not alias x or r. */
+int rf_kernel_add_rmsnorm_f32(float *y, float *x, const float *r, const float *w,
+                              int64_t n_rows, int64_t n_cols, float eps,
+                              rf_gpu_stream_t stream);
+
+/* In-place RoPE of x [n_tokens][n_heads][head_dim] (token rows token_stride
+ * floats apart, 0 = n_heads * head_dim) by positions[t] (device int32):
+ * engine/cpu/ops.c rf__cpu_rope's semantics. neox: 0 rotates pairs
+ * (2i, 2i+1), nonzero (i, i + n_rot/2). n_rot even, <= head_dim, <= 1024.
+ * freq_factors: device f32 [n_rot/2] divisors (Llama 3) or NULL. */
+int rf_kernel_rope_f32(float *x, const int32_t *positions, int n_tokens, int n_heads,
+                       int head_dim, int n_rot, int64_t token_stride, int neox,
+                       float freq_base, float freq_scale, const float *freq_factors,
+                       rf_gpu_stream_t stream);
+
+/* out[row][i] = silu(gate[row][i]) * up[row][i]; out may be gate.
+ * n_rows <= 65535. */
+int rf_kernel_swiglu_f32(float *out, const float *gate, const float *up, int64_t n_rows,
+                         int64_t n_cols, int64_t out_stride, int64_t in_stride,
+                         rf_gpu_stream_t stream);
+
+/* out = a + b over n floats (out may alias either). */
+int rf_kernel_add_f32(float *out, const float *a, const float *b, int64_t n,
+                      rf_gpu_stream_t stream);
+
+/* x[row][i] += bias[i]; n_rows <= 65535. */
+int rf_kernel_add_bias_f32(float *x, const float *bias, int64_t n_rows, int64_t n_cols,
+                           rf_gpu_stream_t stream);
+
+/* ---- embedding gather (get_rows.hip) ---- */
+
+/* out[t][:] = dequantized row ids[t] of weight [n_rows][n_cols] of ggml type
+ * `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K; else RF_KERNEL_EUNSUPPORTED).
+ * n_cols a multiple of the block size, n_ids <= 65535 (RF_KERNEL_EINVAL).
+ * An id outside [0, n_rows) yields a row of NaN (checked on the host first). */
+int rf_kernel_get_rows_f32(int type, const void *weight, int64_t n_rows, int64_t n_cols,
+                           const int32_t *ids, int n_ids, float *out, rf_gpu_stream_t stream);
+
+/* ---- matmul (matmul.hip) ---- */
+
+/* y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o] when bias is not NULL) for
+ * x f32 [n_tokens][n_in], W [n_out][n_in] of type F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_K or Q6_K, y f32 [n_tokens][n_out]. Fused dequantize-GEMV: each launch
+ * reads W once for up to 8 tokens; more tokens run in groups of 8. Quantized
+ * types need n_in a multiple of the block size and x (and, for Q4_K, W)
+ * 16-byte aligned: RF_KERNEL_EINVAL otherwise. Other types:
+ * RF_KERNEL_EUNSUPPORTED. y must not alias x. */
+int rf_kernel_matmul_f32(int type, const void *weight, const float *x, float *y,
+                         const float *bias, int64_t n_out, int64_t n_in, int n_tokens,
+                         rf_gpu_stream_t stream);
+
+/* ---- paged KV cache and attention (kv_store.hip, attention.hip) ----
+ * Per layer, K and V caches are F16 [n_blocks][n_kv_heads][block_size][head_dim];
+ * block_tables is int32 [n_seqs][max_blocks_per_seq]; block 0 is the reserved
+ * padding block. seq_ids[t] indexes block_tables' rows; positions[t] is the
+ * token's position in its sequence. All arrays are device memory. */
+
+/* Store token t's K and V rows (f32, [n_tokens][n_kv_heads * head_dim], token
+ * rows k_stride / v_stride floats apart, 0 = packed) as F16 into slot
+ * pos % block_size of block block_tables[seq][pos / block_size]. */
+int rf_kernel_kv_store_f16(void *k_cache, void *v_cache, const float *k, const float *v,
+                           int64_t k_stride, int64_t v_stride, const int32_t *block_tables,
+                           int max_blocks_per_seq, const int32_t *seq_ids,
+                           const int32_t *positions, int n_tokens, int n_kv_heads,
+                           int head_dim, int block_size, rf_gpu_stream_t stream);
+
+/* Bytes of workspace rf_kernel_paged_attention_f32 needs for this batch
+ * shape (0 when every context fits one partition of 256 positions). */
+size_t rf_kernel_paged_attention_workspace(int n_tokens, int n_heads, int head_dim,
+                                           int max_context);
+
+/* out[t][h][:] = softmax_j(q[t][h] . k_j * scale) . v_j over positions
+ * 0..positions[t] of sequence seq_ids[t], kv head h / (n_heads / n_kv_heads).
+ * q: f32 [n_tokens][n_heads * head_dim] (token rows q_stride floats apart,
+ * 0 = packed); out: f32 [n_tokens][n_heads * head_dim]. max_context >= every
+ * positions[t] + 1 and <= max_blocks_per_seq * block_size; it sizes the grid
+ * and the workspace (a token past it gets NaN). head_dim 64, 128 or 256
+ * (else RF_KERNEL_EUNSUPPORTED). Store the batch's K/V first: a token sees
+ * the earlier tokens of its own batch. */
+int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t q_stride,
+                                  const void *k_cache, const void *v_cache,
+                                  const int32_t *block_tables, int max_blocks_per_seq,
+                                  const int32_t *seq_ids, const int32_t *positions,
+                                  int n_tokens, int n_heads, int n_kv_heads, int head_dim,
+                                  int block_size, float scale, int max_context,
+                                  void *workspace, size_t workspace_bytes,
+                                  rf_gpu_stream_t stream);
 
 #ifdef __cplusplus
 }

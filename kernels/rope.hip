@@ -1,0 +1,76 @@
+/* rope.hip - rotary position embedding, in place, normal and NeoX orderings
+ *
+ * x is [n_tokens][n_heads][head_dim] f32 (a token's rows token_stride floats
+ * apart); token t is rotated by positions[t]. Pair i (i < n_rot / 2) is
+ * (2i, 2i + 1) in the normal ordering and (i, i + n_rot / 2) in NeoX's, by
+ * theta_i = pos * freq_scale * freq_base^(-2i / n_rot) / freq_factors[i]
+ * (freq_factors optional: Llama 3's rope_freqs). Dimensions from n_rot on are
+ * left alone. This is engine/cpu/ops.c's rf__cpu_rope: theta, its cosine and
+ * sine are computed in double as there, because a float theta at position
+ * 3000 is already off by 2e-4 radians.
+ *
+ * One block per token: the first n_rot / 2 threads compute the token's
+ * cosines and sines into shared memory, then the block rotates every head.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "device_util.h"
+#include "gpu_check.h"
+#include "hip_compat.h"
+#include "kernels.h"
+
+enum { ROPE_THREADS = 256, ROPE_MAX_HALF = 512 };
+
+__global__ void __launch_bounds__(ROPE_THREADS)
+rope_kernel(float *x, const int32_t *positions, int n_heads, int head_dim, int n_rot,
+            int64_t token_stride, int neox, float freq_base, float freq_scale,
+            const float *freq_factors)
+{
+    __shared__ float cos_s[ROPE_MAX_HALF], sin_s[ROPE_MAX_HALF];
+    const int t = blockIdx.x;
+    const int half = n_rot / 2;
+    const double pos = (double)positions[t];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        double theta = pos * (double)freq_scale * pow((double)freq_base, -2.0 * i / n_rot);
+        if (freq_factors != NULL)
+            theta /= (double)freq_factors[i];
+        cos_s[i] = (float)cos(theta);
+        sin_s[i] = (float)sin(theta);
+    }
+    __syncthreads();
+    float *xt = x + (int64_t)t * token_stride;
+    for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
+        const int h = item / half, i = item % half;
+        float *head = xt + (int64_t)h * head_dim;
+        const int a = neox ? i : 2 * i;
+        const int b = neox ? i + half : 2 * i + 1;
+        const float x0 = head[a], x1 = head[b], c = cos_s[i], s = sin_s[i];
+        head[a] = x0 * c - x1 * s;
+        head[b] = x0 * s + x1 * c;
+    }
+}
+
+extern "C" int rf_kernel_rope_f32(float *x, const int32_t *positions, int n_tokens, int n_heads,
+                                  int head_dim, int n_rot, int64_t token_stride, int neox,
+                                  float freq_base, float freq_scale, const float *freq_factors,
+                                  rf_gpu_stream_t stream)
+{
+    if (x == NULL || positions == NULL || n_tokens < 0 || n_heads <= 0 || head_dim <= 0)
+        return RF_KERNEL_EINVAL;
+    if (n_rot <= 0 || n_rot % 2 != 0 || n_rot > head_dim || n_rot / 2 > ROPE_MAX_HALF)
+        return RF_KERNEL_EINVAL;
+    if (!(freq_base > 0.0f))
+        return RF_KERNEL_EINVAL;
+    if (token_stride == 0)
+        token_stride = (int64_t)n_heads * head_dim;
+    if (token_stride < (int64_t)n_heads * head_dim)
+        return RF_KERNEL_EINVAL;
+    if (n_tokens == 0)
+        return 0;
+    rope_kernel<<<(unsigned)n_tokens, ROPE_THREADS, 0, (hipStream_t)stream>>>(
+        x, positions, n_heads, head_dim, n_rot, token_stride, neox != 0, freq_base, freq_scale,
+        freq_factors);
+    RF_GPU_CHECK_LAUNCH();
+    return 0;
+}
