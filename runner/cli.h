@@ -32,6 +32,8 @@ int rf__cmd_export(int argc, char **argv);
 int rf__cmd_cancel(int argc, char **argv);
 int rf__cmd_retry(int argc, char **argv);
 int rf__cmd_requeue(int argc, char **argv);
+int rf__cmd_shard(int argc, char **argv);
+int rf__cmd_merge(int argc, char **argv);
 
 /* JSON string of arbitrary bytes (invalid UTF-8 bytes become U+FFFD), and
  * an unsigned integer that stays exact above 2^63 (as a string). NULL on

@@ -34,6 +34,8 @@ static const command_t commands[] = {
     {"cancel", rf__cmd_cancel, "cancel the queued and running jobs of a run, one job, or a state"},
     {"retry", rf__cmd_retry, "put failed and cancelled jobs back in the queue"},
     {"requeue", rf__cmd_requeue, "run finished jobs again (their results are deleted)"},
+    {"shard", rf__cmd_shard, "split the queued jobs of a job database into N databases (many hosts)"},
+    {"merge", rf__cmd_merge, "bring the results of shards back into one job database"},
     {"bench", rf__cmd_bench, "benchmarks: bench tokenize (tokenizer MB/s), bench cpu (engine tokens/s)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
