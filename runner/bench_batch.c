@@ -28,7 +28,7 @@ static void batch_usage(FILE *out)
             "                             [--max-seqs LIST] [--max-batched-tokens N]\n"
             "                             [--prefix L] [--kv-memory BYTES] [-t N]\n"
             "\n"
-            "Continuous batching on the CPU engine: N prompts of --in random tokens, --out\n"
+            "Continuous batching on the engine: N prompts of --in random tokens, --out\n"
             "generated tokens each (greedy), run once per value of --max-seqs (default\n"
             "1,4,16,64); prints output tokens/s, mean sequences per step and preemptions.\n"
             "Then the prompts behind a shared --prefix-token prefix (default 512; 0 skips\n"
@@ -38,6 +38,7 @@ static void batch_usage(FILE *out)
             "  --in L, --out L         prompt and generated tokens (default 128, 128)\n"
             "  --max-batched-tokens N  tokens per forward pass (default 512)\n"
             "  --kv-memory MIB         KV pool in MiB (default: room for every sequence)\n"
+            "  --device cpu|gpu|auto   backend (default cpu)\n"
             "  -t, --threads N         CPU threads (default: all cores)\n");
 }
 
@@ -51,6 +52,7 @@ static double now_s(void)
 typedef struct workload {
     const char *model;
     long n_prompts, n_in, n_out, max_batched, threads, kv_mib, prefix;
+    rf_device_t device;
 } workload_t;
 
 typedef struct result {
@@ -63,7 +65,8 @@ static int run_one(const workload_t *w, uint32_t max_seqs, long prefix, bool pre
                    result_t *res, rf_err_t *err)
 {
     uint32_t n_ctx = (uint32_t)(prefix + w->n_in + w->n_out + 1);
-    rf_engine_options_t eo = {.n_threads = (int)w->threads, .n_ctx = n_ctx, .max_seqs = max_seqs,
+    rf_engine_options_t eo = {.device = w->device, .n_threads = (int)w->threads, .n_ctx = n_ctx,
+                              .max_seqs = max_seqs,
                               .no_tokenizer = true, .kv_paged = true,
                               .kv_memory = (uint64_t)w->kv_mib << 20};
     rf_engine_t *e = NULL;
@@ -149,7 +152,7 @@ int rf__bench_batch(int argc, char **argv)
                     .prefix = 512};
     long seqs[16] = {1, 4, 16, 64};
     int n_seqs = 4;
-    enum { O_PROMPTS = 256, O_IN, O_OUT, O_SEQS, O_MBT, O_PREFIX, O_KV };
+    enum { O_PROMPTS = 256, O_IN, O_OUT, O_SEQS, O_MBT, O_PREFIX, O_KV, O_DEVICE };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},
         {"prompts", required_argument, NULL, O_PROMPTS}, {"in", required_argument, NULL, O_IN},
@@ -157,6 +160,7 @@ int rf__bench_batch(int argc, char **argv)
         {"max-batched-tokens", required_argument, NULL, O_MBT},
         {"prefix", required_argument, NULL, O_PREFIX},
         {"kv-memory", required_argument, NULL, O_KV}, {"help", no_argument, NULL, 'h'},
+        {"device", required_argument, NULL, O_DEVICE},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -173,6 +177,18 @@ int rf__bench_batch(int argc, char **argv)
         case O_MBT: target = &w.max_batched; break;
         case O_PREFIX: target = &w.prefix; lo = 0; break;
         case O_KV: target = &w.kv_mib; break;
+        case O_DEVICE:
+            if (strcmp(optarg, "cpu") == 0)
+                w.device = RF_DEVICE_CPU;
+            else if (strcmp(optarg, "gpu") == 0)
+                w.device = RF_DEVICE_GPU;
+            else if (strcmp(optarg, "auto") == 0)
+                w.device = RF_DEVICE_AUTO;
+            else {
+                rf__cli_error("bench", "bad value '%s' for --device (cpu, gpu or auto)", optarg);
+                return RF_EXIT_USAGE;
+            }
+            continue;
         case O_SEQS:
             if (!parse_list(optarg, seqs, &n_seqs)) {
                 rf__cli_error("bench", "bad value '%s' for --max-seqs (a list like 1,4,16,64)",
@@ -198,8 +214,9 @@ int rf__bench_batch(int argc, char **argv)
         rf__cli_error("bench", "batch needs -m MODEL.gguf; see 'rocmforge bench batch --help'");
         return RF_EXIT_USAGE;
     }
-    printf("model: %s, %ld prompts x %ld in / %ld out, %ld tokens per step, CPU\n", w.model,
-           w.n_prompts, w.n_in, w.n_out, w.max_batched);
+    printf("model: %s, %ld prompts x %ld in / %ld out, %ld tokens per step, %s\n", w.model,
+           w.n_prompts, w.n_in, w.n_out, w.max_batched,
+           w.device == RF_DEVICE_GPU ? "GPU" : w.device == RF_DEVICE_AUTO ? "auto" : "CPU");
     printf("%-10s %10s %12s %12s %12s\n", "max_seqs", "seconds", "out tok/s", "mean batch",
            "preemptions");
     long largest = 1;

@@ -723,16 +723,19 @@ static int claim_jobs(worker_t *w)
 }
 
 /* Nothing in flight and nothing to claim: is the queue empty for good?
- * Jobs backing off after a failure (queued, attempts > 0) and expired
- * leases count as work still to come; jobs scheduled for later
- * (not_before) do not, unless --watch. */
+ * Jobs backing off after a failure (queued, attempts > 0) count as work
+ * still to come, and so do jobs other workers hold: a live worker may yet
+ * release them, and a dead one's (kill -9) come back when their leases
+ * expire, so a run restarted right after a crash waits for them instead of
+ * exiting with them undone. Jobs scheduled for later (not_before) do not
+ * count, unless --watch. */
 static bool queue_exhausted(worker_t *w)
 {
     sqlite3_stmt *st = NULL;
     rf_err_t err = {0};
     if (rf_db_prepare(w->db, "SELECT count(*) FROM jobs WHERE (state = 'queued' AND "
-                             "(attempts > 0 OR not_before_ms <= ?1)) OR (state = 'running' "
-                             "AND lease_expires_ms < ?1)", &st, &err) != 0)
+                             "(attempts > 0 OR not_before_ms <= ?1)) OR state = 'running'",
+                      &st, &err) != 0)
         return false;
     sqlite3_bind_int64(st, 1, wall_ms());
     int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
