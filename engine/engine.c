@@ -7,6 +7,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "cpu/cpu.h"
@@ -140,6 +141,27 @@ int rf_engine_eval(rf_engine_t *e, const rf_batch_t *batch, rf_err_t *err)
 const float *rf_engine_logits(const rf_engine_t *e, uint32_t i)
 {
     return DISPATCH(e, rf_gpu_backend_logits(e->gpu, i), rf_cpu_backend_logits(e->cpu, i));
+}
+
+int rf_engine_greedy(const rf_engine_t *e, uint32_t i, int32_t *token, float *logprob)
+{
+#ifdef RF_HAVE_GPU
+    if (e->gpu != NULL && rf_gpu_backend_greedy(e->gpu, i, token, logprob) == 0)
+        return 0;
+#endif
+    const float *lg = rf_engine_logits(e, i);
+    if (lg == NULL)
+        return RF_ERANGE;
+    uint32_t n = e->model->hp.n_vocab, best = 0;
+    for (uint32_t v = 1; v < n; v++)
+        if (lg[v] > lg[best])
+            best = v;
+    double sum = 0.0;
+    for (uint32_t v = 0; v < n; v++)
+        sum += exp((double)lg[v] - lg[best]);
+    *token = (int32_t)best;
+    *logprob = (float)-log(sum);
+    return 0;
 }
 
 uint32_t rf_engine_seq_len(const rf_engine_t *e, int32_t seq)

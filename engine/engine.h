@@ -75,6 +75,12 @@ int rf_engine_eval(rf_engine_t *e, const rf_batch_t *batch, rf_err_t *err);
  * NULL if not requested. */
 const float *rf_engine_logits(const rf_engine_t *e, uint32_t i);
 
+/* Greedy token (largest logit, lowest id on ties) of batch token i of the
+ * last eval and its log-probability under softmax(logits). Returns 0, or
+ * RF_ERANGE when token i's logits were not asked for. Works for rows asked
+ * as RF_LOGITS_FULL too (computed from the logits on the host). */
+int rf_engine_greedy(const rf_engine_t *e, uint32_t i, int32_t *token, float *logprob);
+
 /* Positions sequence seq holds; forget positions >= n_pos (0 clears). */
 uint32_t rf_engine_seq_len(const rf_engine_t *e, int32_t seq);
 int rf_engine_seq_truncate(rf_engine_t *e, int32_t seq, uint32_t n_pos);

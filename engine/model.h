@@ -176,9 +176,15 @@ typedef struct rf_batch {
     const int32_t *tokens;    /* [n_tokens] ids < n_vocab */
     const int32_t *positions; /* [n_tokens] position of each token in its sequence */
     const int32_t *seq_ids;   /* [n_tokens] 0 .. max_seqs-1 */
-    const int8_t *logits;     /* [n_tokens] nonzero: return this token's logits;
-                                 NULL: the last token of each sequence in the batch */
+    const int8_t *logits;     /* [n_tokens] RF_LOGITS_*: nonzero: return this token's
+                                 logits; NULL: the last token of each sequence */
 } rf_batch_t;
+
+/* What a batch token's logits are needed for. A backend may answer
+ * RF_LOGITS_GREEDY with the greedy token and its log-probability only
+ * (rf_engine_greedy) instead of the whole row (the GPU backend does: a few
+ * bytes cross to the host instead of n_vocab floats). */
+enum { RF_LOGITS_NONE = 0, RF_LOGITS_FULL = 1, RF_LOGITS_GREEDY = 2 };
 
 /* ---- model ---- */
 

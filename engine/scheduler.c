@@ -65,7 +65,7 @@ typedef struct req {
     uint32_t max_tokens;
     char **stop_strings;
     size_t n_stop;
-    bool ignore_eos, logprobs;
+    bool ignore_eos, logprobs, plain_greedy;
     uint32_t n_score;
     rf_sample_t *samples;        /* [cap - n_prompt] with logprobs */
     rf_detok_t detok;
@@ -97,6 +97,7 @@ struct rf_sched {
     rf_kv_pool_t *pool;          /* the KV blocks' books; the engine holds the K/V */
     uint32_t block_size, n_blocks;
     bool check_kv, no_prefix_cache;
+    bool device_greedy;          /* the engine picks greedy tokens itself (GPU) */
     uint64_t next_order;
     /* Batch arrays, [max_batched] */
     int32_t *b_tokens, *b_pos, *b_seq;
@@ -306,6 +307,15 @@ static int feed_text(rf_sched_t *s, req_t *r, int32_t token)
     return rc;
 }
 
+/* Greedy with nothing that needs the whole row on the host (penalties,
+ * bias, top logprobs): the device may pick the token itself. */
+static bool is_plain_greedy(const rf_sampling_params_t *p)
+{
+    return (p->temperature == 0.0f || p->top_k == 1) && p->repetition_penalty == 1.0f &&
+           p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f &&
+           p->n_logit_bias == 0 && p->top_logprobs == 0;
+}
+
 /* The request ends: emit text held back for an incomplete UTF-8 sequence. */
 static void flush_text(rf_sched_t *s, req_t *r)
 {
@@ -346,6 +356,7 @@ int rf_sched_open(rf_sched_t **out, rf_engine_t *e, const rf_sched_options_t *op
     s->n_blocks = rf_engine_kv_blocks(e);
     s->check_kv = o.check_kv;
     s->no_prefix_cache = o.no_prefix_cache;
+    s->device_greedy = rf_engine_on_gpu(e);
     int prc = rf_kv_open(&s->pool, s->n_blocks, s->block_size, err);
     if (prc < 0) {
         free(s);
@@ -471,6 +482,7 @@ int rf_sched_submit(rf_sched_t *s, const rf_request_t *in, rf_err_t *err)
     r->max_tokens = in->max_tokens;
     r->ignore_eos = in->ignore_eos;
     r->logprobs = in->logprobs;
+    r->plain_greedy = is_plain_greedy(&in->sampling);
     r->n_score = in->n_score;
     r->n_stop = in->n_stop;
     bool ok = r->tokens != NULL;
@@ -680,15 +692,23 @@ static void fail(rf_sched_t *s, req_t *r, int code, const char *msg)
 }
 
 /* Sample the next token of r from logits row lg; emit what follows. */
-static void sample_next(rf_sched_t *s, req_t *r, const float *lg, double t_now)
+static void sample_next(rf_sched_t *s, req_t *r, uint32_t row, double t_now)
 {
     if (r->t_prefill_end == 0)
         r->t_prefill_end = t_now;
-    memcpy(s->logits, lg, (size_t)s->n_vocab * sizeof *s->logits);
     uint32_t index = r->n_known - r->n_prompt; /* token index of the generator */
     rf_sample_t smp;
-    int rc = rf_sampler_sample(&r->sampling, s->logits, s->n_vocab, r->tokens, r->n_known,
+    int rc;
+    const float *lg = rf_engine_logits(s->engine, row);
+    if (lg == NULL) {
+        /* Asked as RF_LOGITS_GREEDY: the device chose. */
+        memset(&smp, 0, sizeof smp);
+        rc = rf_engine_greedy(s->engine, row, &smp.token, &smp.logprob);
+    } else {
+        memcpy(s->logits, lg, (size_t)s->n_vocab * sizeof *s->logits);
+        rc = rf_sampler_sample(&r->sampling, s->logits, s->n_vocab, r->tokens, r->n_known,
                                r->rng_id, index, &s->scratch, &smp);
+    }
     if (rc < 0) {
         fail(s, r, rc, rc == -ENOMEM ? "out of memory in the sampler"
                                      : "the logits hold NaN or infinity (numeric failure)");
@@ -728,12 +748,15 @@ static void sample_next(rf_sched_t *s, req_t *r, const float *lg, double t_now)
 /* Whether the logits of r's token at pos are needed: the last known token
  * of a generating request; each context token before a continuation token
  * of a score request. */
-static int8_t wants_logits(const req_t *r, uint32_t pos)
+static int8_t wants_logits(const rf_sched_t *s, const req_t *r, uint32_t pos)
 {
     if (r->n_score > 0)
         return pos + 1 >= r->n_prompt - r->n_score && pos + 1 < r->n_prompt;
-    return pos + 1 == r->n_known;
+    if (pos + 1 != r->n_known)
+        return RF_LOGITS_NONE;
+    return s->device_greedy && r->plain_greedy ? RF_LOGITS_GREEDY : RF_LOGITS_FULL;
 }
+
 
 /* Append r's tokens [n_computed, n_computed + take) to the batch. */
 static void add_tokens(rf_sched_t *s, req_t *r, uint32_t take, uint32_t *n,
@@ -744,7 +767,7 @@ static void add_tokens(rf_sched_t *s, req_t *r, uint32_t take, uint32_t *n,
         s->b_tokens[*n] = r->tokens[pos];
         s->b_pos[*n] = (int32_t)pos;
         s->b_seq[*n] = r->seq;
-        s->b_logits[*n] = wants_logits(r, pos);
+        s->b_logits[*n] = wants_logits(s, r, pos);
         s->b_req[*n] = r;
         (*n)++;
         if (pos < r->n_prompt + r->n_resumed)
@@ -930,7 +953,7 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
                 finish(s, r, RF_FINISH_SCORED);
             }
         } else if (r->n_computed == r->n_known) {
-            sample_next(s, r, rf_engine_logits(s->engine, j - 1), t_now);
+            sample_next(s, r, j - 1, t_now);
         }
         i = j;
     }

@@ -162,6 +162,37 @@ int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t q_stride,
                                   void *workspace, size_t workspace_bytes,
                                   rf_gpu_stream_t stream);
 
+/* ---- dense matmul through the vendor BLAS (gemm.hip) ---- */
+
+/* A BLAS handle (cuBLAS under nvcc). rf_gpu_blas_available() is 0 in builds
+ * without a vendor BLAS (Debian's ROCm has no hipBLAS): then
+ * rf_gpu_blas_open returns RF_KERNEL_EUNSUPPORTED and callers keep the
+ * GEMV kernels. */
+typedef struct rf_gpu_blas rf_gpu_blas_t;
+int rf_gpu_blas_available(void);
+int rf_gpu_blas_open(rf_gpu_blas_t **out);
+void rf_gpu_blas_close(rf_gpu_blas_t *blas); /* NULL is fine */
+
+/* Workspace bytes rf_kernel_gemm_f32 needs for n_tokens rows of n_in. */
+size_t rf_kernel_gemm_workspace(int64_t n_in, int n_tokens);
+
+/* y[t][o] = sum_i x[t][i] * W[o][i] as rf_kernel_matmul_f32, for W of type
+ * F16 or BF16 (x converted to that type in workspace, f32 accumulation) or
+ * F32 (f32 GEMM). No bias (add it with rf_kernel_add_bias_f32). Returns 0,
+ * RF_KERNEL_EINVAL (bad sizes, workspace too small), RF_KERNEL_EUNSUPPORTED
+ * (another type, or no BLAS in this build), RF_KERNEL_EGPU. */
+int rf_kernel_gemm_f32(rf_gpu_blas_t *blas, int type, const void *weight, const float *x,
+                       float *y, int64_t n_out, int64_t n_in, int n_tokens, void *workspace,
+                       size_t workspace_bytes, rf_gpu_stream_t stream);
+
+/* ---- greedy choice (argmax.hip) ---- */
+
+/* For each i < n_rows, row r = rows[i] (rows NULL: r = i) of logits [..][n_vocab]:
+ * out_token[i] = the largest logit's id (lowest id on ties), out_logprob[i] =
+ * its log-probability under softmax(row). n_rows <= 65535. */
+int rf_kernel_argmax_f32(const float *logits, const int32_t *rows, int n_rows, int64_t n_vocab,
+                         int32_t *out_token, float *out_logprob, rf_gpu_stream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

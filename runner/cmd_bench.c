@@ -22,7 +22,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: rocmforge bench tokenize -m VOCAB.gguf [options] FILE...\n"
-            "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N]\n"
+            "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N] [--device gpu]\n"
             "       rocmforge bench batch -m MODEL.gguf [options] (see bench batch --help)\n"
             "\n"
             "Benchmarks. 'tokenize' encodes each text file whole on one thread, again and\n"
@@ -195,12 +195,14 @@ static int bench_cpu(int argc, char **argv)
 {
     const char *model = NULL;
     long n_prompt = 128, n_gen = 128, threads = 0, reps = 3;
+    rf_device_t device = RF_DEVICE_CPU;
     static const struct option long_options[] = {
         {"model", required_argument, NULL, 'm'},
         {"prompt", required_argument, NULL, 'p'},
         {"gen", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
         {"reps", required_argument, NULL, 'r'},
+        {"device", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -212,6 +214,14 @@ static int bench_cpu(int argc, char **argv)
         long lo = 1, hi = 1 << 20;
         switch (c) {
         case 'm': model = optarg; continue;
+        case 'd':
+            if (strcmp(optarg, "gpu") == 0)
+                device = RF_DEVICE_GPU;
+            else if (strcmp(optarg, "cpu") != 0) {
+                rf__cli_error("bench", "bad value '%s' for --device (cpu or gpu)", optarg);
+                return RF_EXIT_USAGE;
+            }
+            continue;
         case 'p': target = &n_prompt; break;
         case 'n': target = &n_gen; lo = 0; break;
         case 't': target = &threads; hi = 1024; break;
@@ -236,8 +246,9 @@ static int bench_cpu(int argc, char **argv)
     }
     rf_err_t err = {0};
     rf_engine_t *e = NULL;
-    rf_engine_options_t opt = {.n_threads = (int)threads, .n_ctx = (uint32_t)(n_prompt + n_gen + 1),
-                               .max_seqs = 1, .no_tokenizer = true};
+    rf_engine_options_t opt = {.device = device, .n_threads = (int)threads,
+                               .n_ctx = (uint32_t)(n_prompt + n_gen + 1), .max_seqs = 1,
+                               .no_tokenizer = true};
     int rc = rf_engine_open(&e, model, &opt, &err);
     if (rc < 0) {
         rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
@@ -288,7 +299,11 @@ static int bench_cpu(int argc, char **argv)
     qsort(prompt_s, (size_t)reps, sizeof *prompt_s, compare_double);
     qsort(gen_s, (size_t)reps, sizeof *gen_s, compare_double);
     double pm = prompt_s[reps / 2], gm = gen_s[reps / 2];
-    printf("model: %s, %d threads, CPU, median of %ld runs\n", model, rf_engine_n_threads(e), reps);
+    if (rf_engine_on_gpu(e))
+        printf("model: %s, GPU %s, median of %ld runs\n", model, rf_engine_device_name(e), reps);
+    else
+        printf("model: %s, %d threads, CPU, median of %ld runs\n", model, rf_engine_n_threads(e),
+               reps);
     printf("%-12s %8s %10s %10s\n", "phase", "tokens", "seconds", "tokens/s");
     printf("%-12s %8ld %10.3f %10.2f\n", "prompt", n_prompt, pm, (double)n_prompt / pm);
     if (n_gen > 0)

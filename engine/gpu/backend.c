@@ -65,8 +65,15 @@ struct rf_gpu_backend {
     float *d_logits;             /* [cap][n_vocab] */
     float *h_logits;
     int32_t *logit_rows, *logit_of;
+    int8_t *row_greedy;          /* [cap] logits row r was asked as RF_LOGITS_GREEDY */
+    int32_t *h_greedy_rows, *d_greedy_rows; /* logits rows to reduce on the device */
+    int32_t *d_greedy_tok, *h_greedy_tok;   /* [cap] by logits row */
+    float *d_greedy_lp, *h_greedy_lp;
     void *workspace;
     size_t workspace_bytes;
+    rf_gpu_blas_t *blas;         /* NULL: no vendor BLAS, every matmul is a GEMV */
+    void *gemm_ws;               /* [cap][max width] halves: GEMM activations */
+    size_t gemm_ws_bytes;
     uint32_t n_batch, n_logits;
     size_t max_width;
 };
@@ -153,9 +160,22 @@ static void free_batch(rf_gpu_backend_t *b)
     rf_gpu_free(b->d_rows);
     rf_gpu_free(b->d_logits);
     rf_gpu_free(b->workspace);
+    rf_gpu_free(b->gemm_ws);
+    b->gemm_ws = NULL;
+    b->gemm_ws_bytes = 0;
     free(b->h_logits);
     free(b->logit_rows);
     free(b->logit_of);
+    free(b->row_greedy);
+    free(b->h_greedy_rows);
+    free(b->h_greedy_tok);
+    free(b->h_greedy_lp);
+    rf_gpu_free(b->d_greedy_rows);
+    rf_gpu_free(b->d_greedy_tok);
+    rf_gpu_free(b->d_greedy_lp);
+    b->row_greedy = NULL;
+    b->h_greedy_rows = b->d_greedy_rows = b->h_greedy_tok = b->d_greedy_tok = NULL;
+    b->h_greedy_lp = b->d_greedy_lp = NULL;
     b->scratch = b->d_logits = b->h_logits = NULL;
     b->d_tokens = b->d_pos = b->d_seq = b->d_rows = NULL;
     b->logit_rows = b->logit_of = NULL;
@@ -191,10 +211,26 @@ static int reserve(rf_gpu_backend_t *b, uint32_t n, rf_err_t *err)
                                                     (int)hp->head_dim_k, (int)b->n_ctx);
     if (rc == 0 && ws > 0)
         rc = rf_gpu_malloc(&b->workspace, ws);
+    size_t gws = b->blas != NULL ? rf_kernel_gemm_workspace((int64_t)b->max_width, (int)n) : 0;
+    if (rc == 0 && gws > 0)
+        rc = rf_gpu_malloc(&b->gemm_ws, gws);
+    b->gemm_ws_bytes = gws;
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_greedy_rows, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_greedy_tok, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_greedy_lp, n * sizeof(float));
     b->h_logits = malloc((size_t)n * hp->n_vocab * sizeof(float));
     b->logit_rows = malloc(n * sizeof(int32_t));
     b->logit_of = malloc(n * sizeof(int32_t));
-    if (rc < 0 || b->h_logits == NULL || b->logit_rows == NULL || b->logit_of == NULL) {
+    b->row_greedy = malloc(n);
+    b->h_greedy_rows = malloc(n * sizeof(int32_t));
+    b->h_greedy_tok = malloc(n * sizeof(int32_t));
+    b->h_greedy_lp = malloc(n * sizeof(float));
+    if (rc < 0 || b->h_logits == NULL || b->logit_rows == NULL || b->logit_of == NULL ||
+        b->row_greedy == NULL || b->h_greedy_rows == NULL || b->h_greedy_tok == NULL ||
+        b->h_greedy_lp == NULL) {
         free_batch(b);
         return rf_err_set(err, rc < 0 ? RF_EGPU : -ENOMEM, "gpu backend: out of %s memory for "
                           "a batch of %u tokens; lower --max-batched-tokens",
@@ -280,6 +316,11 @@ int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
     rc = check_and_upload(b, err);
     if (rc < 0)
         goto fail;
+    if (rf_gpu_blas_available() && rf_gpu_blas_open(&b->blas) < 0) {
+        rc = rf_err_set(err, RF_EGPU, "gpu backend: the BLAS library failed to start on %s",
+                        b->info.name);
+        goto fail;
+    }
     size_t block_bytes = rf_gpu_kv_block_bytes(m, b->block_size);
     uint64_t n_blocks = o.kv_blocks;
     if (!b->paged) {
@@ -357,6 +398,7 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b)
     if (b == NULL)
         return;
     free_batch(b);
+    rf_gpu_blas_close(b->blas);
     for (size_t i = 0; i < b->n_weights; i++)
         rf_gpu_free(b->weights[i].data);
     free(b->weights);
@@ -387,9 +429,20 @@ size_t rf_gpu_kv_block_bytes(const rf_model_t *m, uint32_t block_size)
 
 const float *rf_gpu_backend_logits(const rf_gpu_backend_t *b, uint32_t i)
 {
-    if (i >= b->n_batch || b->logit_of == NULL || b->logit_of[i] < 0)
+    if (i >= b->n_batch || b->logit_of == NULL || b->logit_of[i] < 0 ||
+        b->row_greedy[b->logit_of[i]])
         return NULL;
     return b->h_logits + (size_t)b->logit_of[i] * b->model->hp.n_vocab;
+}
+
+int rf_gpu_backend_greedy(const rf_gpu_backend_t *b, uint32_t i, int32_t *token, float *logprob)
+{
+    if (i >= b->n_batch || b->logit_of == NULL || b->logit_of[i] < 0 ||
+        !b->row_greedy[b->logit_of[i]])
+        return RF_ERANGE;
+    *token = b->h_greedy_tok[b->logit_of[i]];
+    *logprob = b->h_greedy_lp[b->logit_of[i]];
+    return 0;
 }
 
 uint32_t rf_gpu_backend_seq_len(const rf_gpu_backend_t *b, int32_t seq)
@@ -447,6 +500,28 @@ uint32_t rf_gpu_backend_max_seqs(const rf_gpu_backend_t *b) { return b->max_seqs
 const char *rf_gpu_backend_device_name(const rf_gpu_backend_t *b) { return b->info.name; }
 
 /* ------------------------------------------------------------------ eval */
+
+/* Tokens from which a 16-bit or f32 weight goes through the BLAS GEMM
+ * rather than the GEMV kernels (which re-read the weight every 8 tokens). */
+#define GEMM_MIN_TOKENS 16
+
+static int matmul(rf_gpu_backend_t *b, const rf_weight_t *w, const void *bias, const float *x,
+                  float *y, uint32_t n_tokens)
+{
+    int type = w->type;
+    if (b->blas != NULL && n_tokens >= GEMM_MIN_TOKENS &&
+        (type == RF_TYPE_F16 || type == RF_TYPE_BF16 || type == RF_TYPE_F32)) {
+        int rc = rf_kernel_gemm_f32(b->blas, type, dev_of(b, w), x, y, (int64_t)w->ne[1],
+                                    (int64_t)w->ne[0], (int)n_tokens, b->gemm_ws,
+                                    b->gemm_ws_bytes, NULL);
+        if (rc == 0 && bias != NULL)
+            rc = rf_kernel_add_bias_f32(y, bias, n_tokens, (int64_t)w->ne[1], NULL);
+        return rc;
+    }
+    return rf_kernel_matmul_f32(type, dev_of(b, w), x, y, bias, (int64_t)w->ne[1],
+                                (int64_t)w->ne[0], (int)n_tokens, NULL);
+}
+
 
 static int validate(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
 {
@@ -518,8 +593,11 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
                 want = batch->seq_ids[j] != batch->seq_ids[i];
         }
         b->logit_of[i] = want ? (int32_t)n_logits : -1;
-        if (want)
+        if (want) {
+            b->row_greedy[n_logits] = batch->logits != NULL &&
+                                      batch->logits[i] == RF_LOGITS_GREEDY;
             b->logit_rows[n_logits++] = (int32_t)i;
+        }
         if (batch->positions[i] > max_pos)
             max_pos = batch->positions[i];
     }
@@ -561,13 +639,9 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
                                          (int64_t)rows * (p->width[op->dst] / op->head_dim),
                                          op->head_dim, hp->rms_eps, NULL));
             break;
-        case RF_OP_MATMUL: {
-            const rf_weight_t *w = op->w[0];
-            LAUNCH(rf_kernel_matmul_f32(w->type, dev_of(b, w), src, dst,
-                                        op->bias ? dev_of(b, op->bias) : NULL,
-                                        (int64_t)w->ne[1], (int64_t)w->ne[0], (int)rows, NULL));
+        case RF_OP_MATMUL:
+            LAUNCH(matmul(b, op->w[0], op->bias ? dev_of(b, op->bias) : NULL, src, dst, rows));
             break;
-        }
         case RF_OP_ROPE:
             LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
                                       (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
@@ -622,9 +696,7 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
                 src = b->scratch;
             }
             if (n_logits > 0)
-                LAUNCH(rf_kernel_matmul_f32(w->type, dev_of(b, w), src, b->d_logits, NULL,
-                                            (int64_t)w->ne[1], (int64_t)w->ne[0], (int)n_logits,
-                                            NULL));
+                LAUNCH(matmul(b, w, NULL, src, b->d_logits, n_logits));
             break;
         }
         case RF_OP_MOE:
@@ -633,10 +705,45 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
                               "the GPU", rf_op_name(op->kind));
         }
     }
-    if (n_logits > 0 &&
-        rf_gpu_memcpy_d2h(b->h_logits, b->d_logits,
-                          (size_t)n_logits * hp->n_vocab * sizeof(float)) < 0)
-        return gpu_fail(err, RF_EGPU, "reading the logits back");
+    /* Greedy rows: reduce on the device, 8 bytes back each. Full rows: the
+     * logits themselves, one copy per run of consecutive full rows. */
+    uint32_t n_greedy = 0;
+    for (uint32_t r = 0; r < n_logits; r++)
+        if (b->row_greedy[r])
+            b->h_greedy_rows[n_greedy++] = (int32_t)r;
+    if (n_greedy > 0) {
+        if (rf_gpu_memcpy_h2d(b->d_greedy_rows, b->h_greedy_rows,
+                              n_greedy * sizeof(int32_t)) < 0 ||
+            rf_kernel_argmax_f32(b->d_logits, b->d_greedy_rows, (int)n_greedy,
+                                 (int64_t)hp->n_vocab, b->d_greedy_tok, b->d_greedy_lp,
+                                 NULL) < 0 ||
+            rf_gpu_memcpy_d2h(b->h_greedy_rows, b->d_greedy_tok,
+                              n_greedy * sizeof(int32_t)) < 0 ||
+            rf_gpu_memcpy_d2h(b->h_logits, b->d_greedy_lp, n_greedy * sizeof(float)) < 0)
+            return gpu_fail(err, RF_EGPU, "the greedy choice on the device");
+        /* Scatter to logits-row order (h_logits served as staging). */
+        uint32_t k = 0;
+        for (uint32_t r = 0; r < n_logits; r++)
+            if (b->row_greedy[r]) {
+                b->h_greedy_tok[r] = b->h_greedy_rows[k];
+                b->h_greedy_lp[r] = b->h_logits[k];
+                k++;
+            }
+    }
+    for (uint32_t r = 0; r < n_logits;) {
+        if (b->row_greedy[r]) {
+            r++;
+            continue;
+        }
+        uint32_t end = r + 1;
+        while (end < n_logits && !b->row_greedy[end])
+            end++;
+        size_t row = hp->n_vocab;
+        if (rf_gpu_memcpy_d2h(b->h_logits + r * row, b->d_logits + r * row,
+                              (size_t)(end - r) * row * sizeof(float)) < 0)
+            return gpu_fail(err, RF_EGPU, "reading the logits back");
+        r = end;
+    }
     for (uint32_t i = 0; i < n; i++)
         b->seq_len[batch->seq_ids[i]]++;
     b->n_batch = n;

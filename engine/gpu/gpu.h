@@ -51,6 +51,9 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b); /* NULL is fine */
  * changed), then runs the plan; RF_EGPU when the device failed. */
 int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err);
 const float *rf_gpu_backend_logits(const rf_gpu_backend_t *b, uint32_t i);
+/* Token i asked as RF_LOGITS_GREEDY: its greedy token and log-probability,
+ * computed on the device. RF_ERANGE when not asked that way. */
+int rf_gpu_backend_greedy(const rf_gpu_backend_t *b, uint32_t i, int32_t *token, float *logprob);
 uint32_t rf_gpu_backend_seq_len(const rf_gpu_backend_t *b, int32_t seq);
 int rf_gpu_backend_seq_truncate(rf_gpu_backend_t *b, int32_t seq, uint32_t n_pos);
 int rf_gpu_backend_seq_bind(rf_gpu_backend_t *b, int32_t seq, const uint32_t *blocks,

@@ -126,6 +126,7 @@ Test(gpu_backend, scheduler_on_the_gpu, .timeout = 300)
     need_gpu();
     const char *path = synth(RF_TYPE_F16, "sched.gguf");
     int32_t first[2][40];
+    float first_lp[2][40];
     for (int d = 0; d < 2; d++) {
         rf_engine_options_t o = {.device = d ? RF_DEVICE_GPU : RF_DEVICE_CPU, .n_ctx = 256,
                                  .max_seqs = 8, .no_tokenizer = true, .kv_paged = true,
@@ -142,7 +143,7 @@ Test(gpu_backend, scheduler_on_the_gpu, .timeout = 300)
             for (uint32_t k = 0; k < n; k++)
                 prompts[i][k] = (int32_t)(k < 32 ? 5 + k : 3 + (i * 31 + k * 7) % 500);
             rf_request_t r = {.id = (uint64_t)i, .prompt = prompts[i], .n_prompt = n,
-                              .max_tokens = 12, .ignore_eos = true};
+                              .max_tokens = 12, .ignore_eos = true, .logprobs = true};
             rf_sampling_params_default(&r.sampling);
             cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "%s", err.msg);
         }
@@ -155,6 +156,7 @@ Test(gpu_backend, scheduler_on_the_gpu, .timeout = 300)
                 cr_assert_neq(ev.kind, RF_SCHED_EV_FAILED, "%s", ev.error);
                 if (ev.kind == RF_SCHED_EV_FINISHED) {
                     first[d][ev.id] = ev.output->tokens[0];
+                    first_lp[d][ev.id] = ev.output->samples[0].logprob;
                     done++;
                 }
                 rf_sched_event_free(&ev);
@@ -171,7 +173,14 @@ Test(gpu_backend, scheduler_on_the_gpu, .timeout = 300)
         rf_engine_close(e);
     }
     int same = 0;
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < 40; i++) {
         same += first[0][i] == first[1][i];
+        /* The GPU chose on the device (greedy, no penalties): its
+         * log-probability matches the CPU sampler's. */
+        if (first[0][i] == first[1][i])
+            cr_assert(fabsf(first_lp[0][i] - first_lp[1][i]) < 1e-2,
+                      "request %d: logprob %f on the CPU, %f on the GPU", i, first_lp[0][i],
+                      first_lp[1][i]);
+    }
     cr_assert_geq(same, 38, "first tokens agree for only %d of 40 requests", same);
 }
