@@ -232,7 +232,7 @@ static int parse_rfc3339(const char *s, int64_t *ms_out)
 /* ---------------------------------------------------------------- params */
 
 typedef enum param_type {
-    P_INT, P_REAL, P_LOGPROBS, P_STOP, P_LOGIT_BIAS, P_MODEL, P_NOT_BEFORE,
+    P_INT, P_REAL, P_LOGPROBS, P_STOP, P_LOGIT_BIAS, P_MODEL, P_NOT_BEFORE, P_BOOL,
 } param_type_t;
 
 typedef struct param_spec {
@@ -262,6 +262,7 @@ static const param_spec_t param_specs[] = {
     {"stop", P_STOP, 0, 0, false, false, NULL},
     {"logit_bias", P_LOGIT_BIAS, -100, 100, false, false, "in [-100, 100]"},
     {"model", P_MODEL, 0, 0, false, false, NULL},
+    {"ignore_eos", P_BOOL, 0, 0, false, false, NULL},
     {"priority", P_INT, -1e9, 1e9, false, true, "in [-1000000000, 1000000000]"},
     {"not_before", P_NOT_BEFORE, 0, 0, false, true, NULL},
     {"max_attempts", P_INT, 1, 100, false, true, "in [1, 100]"},
@@ -391,6 +392,10 @@ static int parse_param(const param_spec_t *p, const char *where, json_t *v, json
         }
         return set_new(out, name, bias);
     }
+    case P_BOOL:
+        if (!json_is_boolean(v))
+            return rf_err_set(err, RF_ETYPE, "%s%s must be true or false", where, name);
+        return set_new(out, name, json_boolean(json_is_true(v)));
     case P_MODEL:
         if (!json_is_string(v))
             return rf_err_set(err, RF_ETYPE, "%s%s must be a string", where, name);

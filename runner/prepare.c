@@ -75,6 +75,7 @@ static int read_params(const rf_prepare_ctx_t *ctx, json_t *params, rf_prepared_
                           max_tokens);
     out->n_samples = (uint32_t)n;
     r->max_tokens = (uint32_t)max_tokens;
+    r->ignore_eos = json_is_true(json_object_get(params, "ignore_eos"));
     json_t *lp = json_object_get(params, "logprobs");
     r->logprobs = json_is_true(lp) || (json_is_integer(lp) && json_integer_value(lp) > 0);
     sp->top_logprobs = (int32_t)num(params, "top_logprobs", 0);

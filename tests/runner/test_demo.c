@@ -87,3 +87,30 @@ Test(demo, eval_accuracy_f16, .timeout = 300)
 {
     eval_model("jobs/demo/demo-f16.gguf", "f16.db");
 }
+
+/* ignore_eos keeps generating past <|im_end|> up to max_tokens; without it
+ * the demo model stops right after its answer. */
+Test(demo, ignore_eos_runs_to_max_tokens, .timeout = 120)
+{
+    const char *jobs = rf_test_tmp_path("demo", "ie.jsonl");
+    rf_test_write_file(jobs,
+                       "{\"custom_id\": \"stop\", \"messages\": [{\"role\": \"user\", \"content\": "
+                       "\"what is 2 + 2?\"}], \"temperature\": 0, \"max_tokens\": 20}\n"
+                       "{\"custom_id\": \"all\", \"messages\": [{\"role\": \"user\", \"content\": "
+                       "\"what is 2 + 2?\"}], \"temperature\": 0, \"max_tokens\": 20, "
+                       "\"ignore_eos\": true}\n");
+    const char *db = rf_test_tmp_path("demo", "ie.db");
+    char args[2048];
+    snprintf(args, sizeof args, "submit '%s' '%s' --run ie --quiet && %s run '%s' -m "
+             "'%s/jobs/demo/demo-q8_0.gguf' --progress none && %s export '%s' --run ie "
+             "--format simple", db, jobs, RF_BIN, db, RF_SOURCE_DIR, RF_BIN, db);
+    rf_test_result_t r = rf_test_run(args, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"custom_id\":\"stop\"") != NULL, "%s", r.out);
+    char *all = strstr(r.out, "\"custom_id\":\"all\"");
+    cr_assert_not_null(all, "%s", r.out);
+    cr_assert(strstr(all, "\"completion_tokens\":20") != NULL, "ignore_eos: %s", all);
+    *all = '\0';
+    cr_assert(strstr(r.out, "\"completion_tokens\":20") == NULL, "without ignore_eos: %s", r.out);
+    rf_test_result_free(&r);
+}
