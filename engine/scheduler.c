@@ -871,10 +871,13 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
      * waits for a later step (decoders free blocks as they finish). */
     for (req_t *r = s->running, *next; r != NULL && budget > 0; r = next) {
         next = r->next;
+        if (r->n_known - r->n_computed <= 1)
+            continue; /* a decoder: the loop above had it */
+        /* A prefix hit may leave a single token: it runs now like a
+         * decoder (skipping it would leave a lone request preempted and
+         * readmitted forever). */
         match_prefix(s, r);
         uint32_t todo = r->n_known - r->n_computed;
-        if (todo <= 1)
-            continue;
         uint32_t take = todo < budget ? todo : budget;
         int rc = make_room(s, r, take);
         if (rc == RF_KV_NO_SPACE)

@@ -574,3 +574,39 @@ Test(sched, every_block_returns_after_cancel_and_preemption, .timeout = 120)
     rf_sched_close(s);
     rf_engine_close(e);
 }
+
+/* A request whose whole prompt but its last token is cached runs alone to
+ * the end (it once was preempted and readmitted forever: the prefix hit
+ * left a single token, which neither the decode nor the prefill pass took). */
+Test(sched, lone_request_with_its_prefix_cached_finishes, .timeout = 60)
+{
+    const char *path = model_path();
+    rf_engine_t *e = open_pool(path, 4, 256, 20, 8);
+    rf_err_t err = {0};
+    rf_sched_t *s;
+    cr_assert_eq(rf_sched_open(&s, e, &(rf_sched_options_t){.check_kv = true}, &err), 0);
+    int32_t prompt[17];
+    for (int k = 0; k < 17; k++)
+        prompt[k] = 40 + k;
+    for (int round = 0; round < 2; round++) {
+        rf_request_t r = {.id = (uint64_t)round, .prompt = prompt, .n_prompt = round ? 17 : 16,
+                          .max_tokens = 3, .ignore_eos = true};
+        rf_sampling_params_default(&r.sampling);
+        cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "%s", err.msg);
+        int steps = 0;
+        while (rf_sched_has_work(s)) {
+            cr_assert_lt(++steps, 100, "round %d: no progress after 100 steps", round);
+            rf_err_clear(&err);
+            cr_assert_geq(rf_sched_step(s, &err), 0, "%s", err.msg);
+            rf_sched_event_t ev;
+            while (rf_sched_poll(s, &ev))
+                rf_sched_event_free(&ev);
+        }
+    }
+    rf_sched_stats_t st;
+    rf_sched_get_stats(s, &st);
+    cr_assert_eq(st.finished, 2);
+    cr_assert_geq(st.prefix_hit_tokens, 16, "the second request reused the first's blocks");
+    rf_sched_close(s);
+    rf_engine_close(e);
+}
