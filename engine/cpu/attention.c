@@ -13,6 +13,7 @@
  * which thread computes it.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -66,7 +67,13 @@ static void axpy_f32(float *restrict out, float p, const float *restrict v, uint
         out[d] += p * v[d];
 }
 
-static void attention_task(void *ctx, int ith, int nth)
+/* The task, written once; instantiated with the generic helpers above and,
+ * on x86-64, with AVX-512 ones. */
+typedef float (*dot_fn)(const float *q, const float *k, uint32_t n);
+typedef void (*axpy_fn)(float *restrict out, float p, const float *restrict v, uint32_t n);
+
+static inline __attribute__((always_inline)) void attention_body(void *ctx, int ith, int nth,
+                                                                 dot_fn dot, axpy_fn axpy)
 {
     const rf__cpu_attn_args_t *a = ctx;
     const rf_hparams_t *hp = a->hp;
@@ -83,7 +90,7 @@ static void attention_task(void *ctx, int ith, int nth)
         float max = -INFINITY;
         for (uint32_t j = 0; j <= pos; j++) {
             const float *k = rf__cpu_kv_k(a->kv, a->layer, seq, j) + (size_t)kvh * hd_k;
-            scores[j] = dot_f32(q, k, hd_k) * scale;
+            scores[j] = dot(q, k, hd_k) * scale;
             if (scores[j] > max)
                 max = scores[j];
         }
@@ -96,10 +103,78 @@ static void attention_task(void *ctx, int ith, int nth)
         float *out = a->out + ((size_t)t * hp->n_head + h) * hd_v;
         memset(out, 0, hd_v * sizeof(float));
         for (uint32_t j = 0; j <= pos; j++)
-            axpy_f32(out, scores[j] * inv,
+            axpy(out, scores[j] * inv,
                      rf__cpu_kv_v(a->kv, a->layer, seq, j) + (size_t)kvh * hd_v, hd_v);
     }
 }
+
+static void attention_task(void *ctx, int ith, int nth)
+{
+    attention_body(ctx, ith, nth, dot_f32, axpy_f32);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512 F: one fma per 16 dimensions, masked loads for the tail. This
+ * file has no ISA flags, so only these functions are compiled for it, and
+ * they run only where rf_cpu_isa_supported(RF_CPU_AVX512) said yes.
+ * Measured (Llama-3.2-1B shape, 2 threads): the SSE helpers above were
+ * 6-8% of a 128-token prompt and 3-5% of generation. */
+#include <immintrin.h>
+
+#define AVX512_FN __attribute__((target("avx512f,fma")))
+
+AVX512_FN static inline __mmask16 tail_mask(uint32_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+}
+
+AVX512_FN static float dot_f32_avx512(const float *q, const float *k, uint32_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    uint32_t d = 0;
+    for (; d + 32 <= n; d += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + d + 16), _mm512_loadu_ps(k + d + 16), s1);
+    }
+    for (; d < n; d += 16) {
+        const __mmask16 m = tail_mask(n - d);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, k + d), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+AVX512_FN static void axpy_f32_avx512(float *restrict out, float p, const float *restrict v,
+                                      uint32_t n)
+{
+    const __m512 pv = _mm512_set1_ps(p);
+    for (uint32_t d = 0; d < n; d += 16) {
+        const __mmask16 m = tail_mask(n - d);
+        _mm512_mask_storeu_ps(out + d, m, _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(m, v + d),
+                                                          _mm512_maskz_loadu_ps(m, out + d)));
+    }
+}
+
+AVX512_FN static void attention_task_avx512(void *ctx, int ith, int nth)
+{
+    attention_body(ctx, ith, nth, dot_f32_avx512, axpy_f32_avx512);
+}
+
+static rf__cpu_task_fn pick_task(void)
+{
+    static _Atomic int avx512 = -1;
+    int v = atomic_load_explicit(&avx512, memory_order_relaxed);
+    if (v < 0) {
+        v = rf_cpu_isa_supported(RF_CPU_AVX512);
+        atomic_store_explicit(&avx512, v, memory_order_relaxed);
+    }
+    return v ? attention_task_avx512 : attention_task;
+}
+#else
+static rf__cpu_task_fn pick_task(void)
+{
+    return attention_task;
+}
+#endif
 
 void rf__cpu_attention(rf__cpu_pool_t *pool, rf__cpu_attn_args_t *args)
 {
@@ -110,8 +185,9 @@ void rf__cpu_attention(rf__cpu_pool_t *pool, rf__cpu_attn_args_t *args)
             max_pos = args->positions[t];
     double work = (double)args->n_tokens * args->hp->n_head *
                   (args->hp->head_dim_k + args->hp->head_dim_v) * ((double)max_pos + 1);
+    const rf__cpu_task_fn task = pick_task();
     if (work < RF__CPU_MIN_PARALLEL_WORK)
-        attention_task(args, 0, 1);
+        task(args, 0, 1);
     else
-        rf__cpu_pool_run(pool, attention_task, args);
+        rf__cpu_pool_run(pool, task, args);
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cpu_internal.h"
@@ -37,6 +38,9 @@ struct rf_cpu_backend {
     float *scores;               /* [n_threads][n_ctx] attention scratch */
     size_t act_row_max;          /* bytes of the largest quantized activation row */
     rf__cpu_moe_scratch_t moe;   /* sized for cap_tokens */
+    rf__cpu_packed_t (*packed)[4]; /* [plan.n_ops]: op->w[0..3] packed, or zeroed */
+    void *packed_arena;          /* mmapped; holds every packed weight */
+    size_t packed_arena_bytes;
     float *logits;               /* [cap_tokens][n_vocab] */
     int32_t *logit_rows;         /* [cap_tokens] batch index of each logits row */
     int32_t *logit_of;           /* [cap_tokens] logits row of batch token i, -1 none */
@@ -124,8 +128,7 @@ static int check_matmul_weight(rf_cpu_backend_t *b, const rf_weight_t *w, uint64
                           "multiplies [%llu] into [%llu]", w->name,
                           (unsigned long long)w->ne[0], (unsigned long long)w->ne[1],
                           (unsigned long long)in, (unsigned long long)out);
-    int act = rf_cpu_act_type(w->type);
-    size_t bytes = rf_cpu_act_row_bytes(act, (int64_t)w->ne[0]);
+    size_t bytes = rf__cpu_matmul_act_row_bytes(w, b->mm.isa);
     if (bytes > b->act_row_max)
         b->act_row_max = bytes;
     return 0;
@@ -159,6 +162,70 @@ static int check_plan(rf_cpu_backend_t *b, rf_err_t *err)
         }
     }
     return rc;
+}
+
+/* Weights op i multiplies with (op->w[0..n)). */
+static int matmul_weights(const rf_op_t *op)
+{
+    switch (op->kind) {
+    case RF_OP_MATMUL:
+    case RF_OP_LOGITS:
+        return 1;
+    case RF_OP_MOE:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+/* Pack every matmul weight the ISA has a packed kernel for (Q4_0 and Q8_0
+ * with AVX-512) into one anonymous mapping: a copy made once, read every
+ * token. Whole 2 MiB pages, so the kernel can back it with huge pages (the
+ * weights stream past every token; 4 KiB pages cost TLB misses). Without
+ * the memory for it every weight stays unpacked, which gives the same
+ * results, slower. */
+static int pack_weights(rf_cpu_backend_t *b)
+{
+    const rf_plan_t *p = &b->model->plan;
+    b->packed = calloc(p->n_ops > 0 ? p->n_ops : 1, sizeof *b->packed);
+    if (b->packed == NULL)
+        return -ENOMEM;
+    size_t total = 0;
+    for (size_t i = 0; i < p->n_ops; i++)
+        for (int k = 0; k < matmul_weights(&p->ops[i]); k++)
+            total += rf__cpu_packed_bytes(b->mm.isa, p->ops[i].w[k]);
+    if (total == 0)
+        return 0;
+    const size_t huge = 2u << 20;
+    const size_t map_bytes = (total + huge - 1) / huge * huge;
+    void *arena = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    if (arena == MAP_FAILED)
+        return 0;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(arena, map_bytes, MADV_HUGEPAGE); /* a hint: failing costs only speed */
+#endif
+    b->packed_arena = arena;
+    b->packed_arena_bytes = map_bytes;
+    uint8_t *at = arena;
+    for (size_t i = 0; i < p->n_ops; i++)
+        for (int k = 0; k < matmul_weights(&p->ops[i]); k++) {
+            const size_t bytes = rf__cpu_packed_bytes(b->mm.isa, p->ops[i].w[k]);
+            if (bytes == 0)
+                continue;
+            rf__cpu_pack_weight(&b->pool, p->ops[i].w[k], at, &b->packed[i][k]);
+            at += bytes;
+        }
+    return 0;
+}
+
+static void free_packed(rf_cpu_backend_t *b)
+{
+    if (b->packed_arena != NULL)
+        munmap(b->packed_arena, b->packed_arena_bytes);
+    b->packed_arena = NULL;
+    free(b->packed);
+    b->packed = NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -293,6 +360,11 @@ int rf_cpu_backend_open(rf_cpu_backend_t **out, const rf_model_t *m,
         goto fail;
     }
     b->mm.pool = &b->pool;
+    rc = pack_weights(b);
+    if (rc < 0) {
+        rf_err_set(err, rc, "cpu backend: out of memory");
+        goto fail;
+    }
     *out = b;
     return 0;
 fail:
@@ -305,6 +377,7 @@ void rf_cpu_backend_close(rf_cpu_backend_t *b)
     if (b == NULL)
         return;
     rf__cpu_pool_free(&b->pool);
+    free_packed(b);
     rf__cpu_kv_free(&b->kv);
     free_buffers(b);
     free(b->scores);
@@ -472,11 +545,32 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
             logit_src_rows = NULL;
             break;
         }
-        case RF_OP_MATMUL:
-            rf__cpu_matmul(&b->mm, op->w[0], op->bias != NULL ? op->bias->data : NULL,
-                           b->buf[op->src], p->width[op->src], NULL, n, b->buf[op->dst],
-                           p->width[op->dst]);
+        case RF_OP_MATMUL: {
+            /* The matmuls that follow on the same input run in one pass. */
+            rf__cpu_matmul_out_t outs[RF__CPU_MATMUL_MAX_PARTS];
+            int n_outs = 0;
+            for (size_t j = i; j < p->n_ops && n_outs < RF__CPU_MATMUL_MAX_PARTS; j++) {
+                const rf_op_t *o = &p->ops[j];
+                if (o->kind != RF_OP_MATMUL || o->src != op->src || o->dst == op->src ||
+                    !rf__cpu_matmul_can_share(op->w[0], b->packed[i][0].data, o->w[0],
+                                              b->packed[j][0].data))
+                    break;
+                bool dst_taken = false;
+                for (int k = 0; k < n_outs; k++)
+                    dst_taken |= outs[k].dst == b->buf[o->dst];
+                if (dst_taken)
+                    break;
+                outs[n_outs++] = (rf__cpu_matmul_out_t){
+                    .w = o->w[0], .packed = b->packed[j][0].data,
+                    .bias = o->bias != NULL ? o->bias->data : NULL, .dst = b->buf[o->dst],
+                    .dst_stride = p->width[o->dst],
+                };
+            }
+            rf__cpu_matmul_multi(&b->mm, outs, n_outs, b->buf[op->src], p->width[op->src],
+                                 NULL, n);
+            i += (size_t)n_outs - 1;
             break;
+        }
         case RF_OP_ATTENTION: {
             rf__cpu_kv_store(&b->kv, (uint32_t)op->layer, n, batch->positions, batch->seq_ids,
                              b->buf[op->src2], b->buf[op->src3]);
@@ -489,11 +583,13 @@ int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
             break;
         }
         case RF_OP_MOE:
-            rf__cpu_moe(&b->mm, hp, op, n, b->buf[op->src], b->buf[op->dst], &b->moe);
+            rf__cpu_moe(&b->mm, hp, op, b->packed[i], n, b->buf[op->src], b->buf[op->dst],
+                        &b->moe);
             break;
         case RF_OP_LOGITS:
-            rf__cpu_matmul(&b->mm, op->w[0], NULL, b->buf[op->src], p->width[op->src],
-                           logit_src_rows, n_logits, b->logits, hp->n_vocab);
+            rf__cpu_matmul(&b->mm, op->w[0], b->packed[i][0].data, NULL, b->buf[op->src],
+                           p->width[op->src], logit_src_rows, n_logits, b->logits,
+                           hp->n_vocab);
             break;
         default: {
             token_task_t tt = {.b = b, .op = op, .batch = batch, .n_rows = n};

@@ -105,14 +105,62 @@ typedef struct rf__cpu_matmul_ctx {
     size_t act_size;       /* bytes */
 } rf__cpu_matmul_ctx_t;
 
+/* A weight repacked for rf_cpu_packed_gemm_get's kernel: each expert
+ * (ne[2] of them, 1 for a plain matrix) as ceil(ne[1] / 16) groups of
+ * group_bytes, expert after expert. Zeroed: not packed. */
+typedef struct rf__cpu_packed {
+    const uint8_t *data;    /* borrowed: the caller's memory */
+    size_t group_bytes;
+    size_t expert_bytes;    /* bytes of one expert's groups */
+} rf__cpu_packed_t;
+
+/* Bytes w takes packed for the matmul ISA (a multiple of 64); 0 where the
+ * ISA has no packed kernel for its type. */
+size_t rf__cpu_packed_bytes(rf_cpu_isa_t isa, const rf_weight_t *w);
+
+/* Pack w (rf__cpu_packed_bytes > 0) into dst, 64-byte aligned, on the
+ * pool's threads, and describe it in *out. */
+void rf__cpu_pack_weight(rf__cpu_pool_t *pool, const rf_weight_t *w, uint8_t *dst,
+                         rf__cpu_packed_t *out);
+
+/* Scratch bytes one activation row of a matmul with w needs, packed or
+ * not (rf__cpu_matmul_ctx_t.act holds n_rows of them). */
+size_t rf__cpu_matmul_act_row_bytes(const rf_weight_t *w, rf_cpu_isa_t isa);
+
 /* dst[r][:] = W src[rows[r]] (+ bias) for r < n_rows, src rows of
  * w->ne[0] floats at src_stride floats apart, dst rows w->ne[1] floats at
  * dst_stride apart. rows may be NULL (row r is src row r). w is a 2-D
- * weight (an expert slice is fine). Scratch must hold
- * n_rows * rf_cpu_act_row_bytes(act type, ne[0]). */
-void rf__cpu_matmul(rf__cpu_matmul_ctx_t *mm, const rf_weight_t *w, const float *bias,
-                    const float *src, int64_t src_stride, const int32_t *rows, int64_t n_rows,
-                    float *dst, int64_t dst_stride);
+ * weight (an expert slice is fine); packed is its first packed group
+ * (rf__cpu_packed_t; for an expert slice, that expert's), or NULL to run
+ * on the rows as stored. Both give the same bits. Scratch must hold
+ * n_rows * rf__cpu_matmul_act_row_bytes(w, mm->isa). */
+void rf__cpu_matmul(rf__cpu_matmul_ctx_t *mm, const rf_weight_t *w, const uint8_t *packed,
+                    const float *bias, const float *src, int64_t src_stride,
+                    const int32_t *rows, int64_t n_rows, float *dst, int64_t dst_stride);
+
+/* Several matmuls of one activation buffer (Q, K and V; gate and up) in one
+ * pass: the activations are quantized once and the threads wake once for
+ * all of them. Each output is computed as rf__cpu_matmul computes it. */
+#define RF__CPU_MATMUL_MAX_PARTS 4
+
+typedef struct rf__cpu_matmul_out {
+    const rf_weight_t *w;
+    const uint8_t *packed;  /* as rf__cpu_matmul's */
+    const float *bias;      /* [ne[1]] or NULL */
+    float *dst;             /* rows dst_stride floats apart */
+    int64_t dst_stride;
+} rf__cpu_matmul_out_t;
+
+/* Whether two weights can share one rf__cpu_matmul_multi call: same type
+ * and row length, both packed or neither. */
+bool rf__cpu_matmul_can_share(const rf_weight_t *a, const uint8_t *a_packed,
+                              const rf_weight_t *b, const uint8_t *b_packed);
+
+/* outs[0 .. n_outs) (at most RF__CPU_MATMUL_MAX_PARTS, pairwise
+ * rf__cpu_matmul_can_share) times the same src rows, as rf__cpu_matmul. */
+void rf__cpu_matmul_multi(rf__cpu_matmul_ctx_t *mm, const rf__cpu_matmul_out_t *outs,
+                          int n_outs, const float *src, int64_t src_stride,
+                          const int32_t *rows, int64_t n_rows);
 
 /* ---- attention (attention.c) ---- */
 
@@ -145,8 +193,10 @@ typedef struct rf__cpu_moe_scratch {
     float *down;           /* [n_tokens][n_embd] */
 } rf__cpu_moe_scratch_t;
 
-/* dst[t] = sum over the top-k experts e of token t of w_e * FFN_e(src[t]). */
+/* dst[t] = sum over the top-k experts e of token t of w_e * FFN_e(src[t]).
+ * packed[k]: op->w[k] packed (rf__cpu_pack_weight), or zeroed. */
 void rf__cpu_moe(rf__cpu_matmul_ctx_t *mm, const rf_hparams_t *hp, const rf_op_t *op,
-                 uint32_t n_tokens, const float *src, float *dst, rf__cpu_moe_scratch_t *s);
+                 const rf__cpu_packed_t packed[4], uint32_t n_tokens, const float *src,
+                 float *dst, rf__cpu_moe_scratch_t *s);
 
 #endif /* RF_CPU_INTERNAL_H */

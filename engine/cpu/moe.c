@@ -38,13 +38,21 @@ static void top_k(const float *probs, uint32_t n, uint32_t k, int32_t *ids, floa
     }
 }
 
+/* Expert e's first packed group, or NULL. */
+static const uint8_t *expert_packed(const rf__cpu_packed_t *p, uint32_t e)
+{
+    return p->data != NULL ? p->data + (size_t)e * p->expert_bytes : NULL;
+}
+
 void rf__cpu_moe(rf__cpu_matmul_ctx_t *mm, const rf_hparams_t *hp, const rf_op_t *op,
-                 uint32_t n_tokens, const float *src, float *dst, rf__cpu_moe_scratch_t *s)
+                 const rf__cpu_packed_t packed[4], uint32_t n_tokens, const float *src,
+                 float *dst, rf__cpu_moe_scratch_t *s)
 {
     const uint32_t n_embd = hp->n_embd, n_expert = hp->n_expert, k = hp->n_expert_used;
     const uint32_t n_ff = hp->n_ff_expert;
 
-    rf__cpu_matmul(mm, op->w[0], NULL, src, n_embd, NULL, n_tokens, s->router, n_expert);
+    rf__cpu_matmul(mm, op->w[0], packed[0].data, NULL, src, n_embd, NULL, n_tokens, s->router,
+                   n_expert);
     for (uint32_t t = 0; t < n_tokens; t++) {
         float *probs = s->router + (size_t)t * n_expert;
         rf__cpu_softmax(probs, n_expert);
@@ -75,11 +83,22 @@ void rf__cpu_moe(rf__cpu_matmul_ctx_t *mm, const rf_hparams_t *hp, const rf_op_t
         rf_weight_t gate = expert_slice(op->w[1], e);
         rf_weight_t up = expert_slice(op->w[2], e);
         rf_weight_t down = expert_slice(op->w[3], e);
-        rf__cpu_matmul(mm, &gate, NULL, src, n_embd, s->rows, n, s->gate, n_ff);
-        rf__cpu_matmul(mm, &up, NULL, src, n_embd, s->rows, n, s->up, n_ff);
+        const rf__cpu_matmul_out_t gate_up[2] = {
+            {.w = &gate, .packed = expert_packed(&packed[1], e), .dst = s->gate,
+             .dst_stride = n_ff},
+            {.w = &up, .packed = expert_packed(&packed[2], e), .dst = s->up,
+             .dst_stride = n_ff},
+        };
+        if (rf__cpu_matmul_can_share(&gate, gate_up[0].packed, &up, gate_up[1].packed)) {
+            rf__cpu_matmul_multi(mm, gate_up, 2, src, n_embd, s->rows, n);
+        } else {
+            rf__cpu_matmul_multi(mm, &gate_up[0], 1, src, n_embd, s->rows, n);
+            rf__cpu_matmul_multi(mm, &gate_up[1], 1, src, n_embd, s->rows, n);
+        }
         for (uint32_t i = 0; i < n; i++)
             rf__cpu_swiglu(s->gate + (size_t)i * n_ff, s->up + (size_t)i * n_ff, n_ff);
-        rf__cpu_matmul(mm, &down, NULL, s->gate, n_ff, NULL, n, s->down, n_embd);
+        rf__cpu_matmul(mm, &down, expert_packed(&packed[3], e), NULL, s->gate, n_ff, NULL, n,
+                       s->down, n_embd);
         for (uint32_t i = 0; i < n; i++) {
             float *out = dst + (size_t)s->rows[i] * n_embd;
             const float *d = s->down + (size_t)i * n_embd;

@@ -21,7 +21,10 @@
  * has AVX2 code; F16, Q8_0 and Q4_0 also have AVX-512 code, the rest fall
  * back to AVX2 there. Those three AVX-512 functions are the 1 x 1 case of
  * tile functions (several weight rows times several activation rows, for
- * the matmul), listed in a second table at the same levels.
+ * the matmul), listed in a second table at the same levels. Q4_0 and Q8_0
+ * also have a packed layout for AVX-512 (rf_cpu_pack_rows, made here once
+ * per weight; kernels in vecdot_avx512.c), which the matmul uses for every
+ * weight of those types.
  */
 #include "vecdot.h"
 
@@ -651,6 +654,141 @@ int rf_cpu_quantize_act(int act_type, const float *x, void *dst, int64_t n)
         return 0;
     default:
         return RF_EUNSUPPORTED;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Packed weights (kernels in vecdot_avx512.c)
+ *
+ * Group of 16 rows, n = 32 nb elements per row:
+ *   Q4_0: [nb][4 chunks][16 rows][4 bytes] quant bytes as stored (low
+ *         nibble quant k, high nibble quant k + 16, k = 4 chunk + 0..3),
+ *   Q8_0: [nb][8 chunks][16 rows][4 bytes] quants xor 0x80 (x + 128),
+ *   then [nb][16 rows] fp16 scales, the group padded to 64 bytes.
+ * Activation row: [nb][32] int8 quants, [nb] float scales, [nb] int32
+ * starting values (-8 or -128 times the block's quant sum), padded to 64.
+ * ------------------------------------------------------------------------ */
+
+/* Bytes of one block's quants for 16 rows; 0: no packed layout. */
+static size_t pack_chunk_bytes(int weight_type)
+{
+    switch (weight_type) {
+    case RF_TYPE_Q4_0:
+        return 16 * 16;
+    case RF_TYPE_Q8_0:
+        return 16 * 32;
+    default:
+        return 0;
+    }
+}
+
+static size_t round64(size_t v)
+{
+    return (v + 63) / 64 * 64;
+}
+
+bool rf_cpu_pack_supported(int weight_type, rf_cpu_isa_t isa)
+{
+    return rf_cpu_packed_gemm_get(weight_type, isa) != NULL;
+}
+
+size_t rf_cpu_pack_group_bytes(int weight_type, int64_t n)
+{
+    const size_t chunk = pack_chunk_bytes(weight_type);
+    if (chunk == 0 || n <= 0 || n % 32 != 0)
+        return 0;
+    return round64((size_t)(n / 32) * (chunk + 2 * RF_CPU_PACK_ROWS));
+}
+
+int rf_cpu_pack_rows(int weight_type, int64_t n, int64_t n_rows, const void *w,
+                     size_t w_stride, void *dst)
+{
+    const size_t chunk = pack_chunk_bytes(weight_type);
+    if (chunk == 0)
+        return RF_EUNSUPPORTED;
+    if (n <= 0 || n % 32 != 0 || n_rows < 0)
+        return RF_EFORMAT;
+    const int64_t nb = n / 32;
+    const size_t group_bytes = rf_cpu_pack_group_bytes(weight_type, n);
+    const size_t block_bytes = weight_type == RF_TYPE_Q4_0 ? 18 : 34;
+    for (int64_t g = 0; g * RF_CPU_PACK_ROWS < n_rows; g++) {
+        uint8_t *out = (uint8_t *)dst + (size_t)g * group_bytes;
+        uint8_t *scales = out + (size_t)nb * chunk;
+        /* Every byte is written once: zeros only where a row is missing
+         * and in the padding (a full memset first cost a pass over GBs). */
+        const size_t used = (size_t)nb * (chunk + 2 * RF_CPU_PACK_ROWS);
+        memset(out + used, 0, group_bytes - used);
+        if (n_rows - g * RF_CPU_PACK_ROWS < RF_CPU_PACK_ROWS)
+            memset(out, 0, used);
+        for (int l = 0; l < RF_CPU_PACK_ROWS && g * RF_CPU_PACK_ROWS + l < n_rows; l++) {
+            const uint8_t *row = (const uint8_t *)w + (size_t)(g * RF_CPU_PACK_ROWS + l) * w_stride;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + (size_t)b * block_bytes;
+                uint8_t *q = out + (size_t)b * chunk + 4 * l;
+                memcpy(scales + (size_t)b * 2 * RF_CPU_PACK_ROWS + 2 * l, blk, 2);
+                const uint32_t flip = weight_type == RF_TYPE_Q8_0 ? 0x80808080u : 0;
+                for (int c = 0; c < (int)(chunk / 64); c++) {
+                    uint32_t four;
+                    memcpy(&four, blk + 2 + 4 * c, 4);
+                    four ^= flip;
+                    memcpy(q + 64 * c, &four, 4);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+size_t rf_cpu_packed_act_row_bytes(int weight_type, int64_t n)
+{
+    if (pack_chunk_bytes(weight_type) == 0 || n <= 0 || n % 32 != 0)
+        return 0;
+    return round64((size_t)(n / 32) * (32 + 4 + 4));
+}
+
+int rf_cpu_quantize_packed_act(int weight_type, const float *x, void *dst, int64_t n)
+{
+    if (pack_chunk_bytes(weight_type) == 0)
+        return RF_EUNSUPPORTED;
+    if (n <= 0 || n % 32 != 0)
+        return RF_EFORMAT;
+    const int64_t nb = n / 32;
+    const int32_t offset = weight_type == RF_TYPE_Q4_0 ? 8 : 128;
+    uint8_t *qs = dst, *scales = qs + 32 * nb, *starts = scales + 4 * nb;
+    /* Through Q8_0 blocks, a stack buffer at a time. */
+    enum { CHUNK = 64 };
+    uint8_t tmp[CHUNK * RF__Q8_0_SIZE];
+    for (int64_t b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int64_t count = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+        const int rc = rf_cpu_quantize_act(RF_TYPE_Q8_0, x + 32 * b0, tmp, 32 * count);
+        if (rc != 0)
+            return rc;
+        for (int64_t b = 0; b < count; b++) {
+            const uint8_t *blk = tmp + b * RF__Q8_0_SIZE;
+            const float d = rf__load_fp16(blk);
+            int32_t sum = 0;
+            for (int k = 0; k < 32; k++)
+                sum += (int8_t)blk[RF__Q8_0_QS + k];
+            const int32_t start = -offset * sum;
+            memcpy(qs + 32 * (b0 + b), blk + RF__Q8_0_QS, 32);
+            memcpy(scales + 4 * (b0 + b), &d, 4);
+            memcpy(starts + 4 * (b0 + b), &start, 4);
+        }
+    }
+    return 0;
+}
+
+rf_cpu_packed_gemm_fn rf_cpu_packed_gemm_get(int weight_type, rf_cpu_isa_t isa)
+{
+    if (resolve(weight_type, isa) != RF_CPU_AVX512)
+        return NULL;
+    switch (weight_type) {
+    case RF_TYPE_Q4_0:
+        return X86(rf__packed_gemm_q4_0_avx512);
+    case RF_TYPE_Q8_0:
+        return X86(rf__packed_gemm_q8_0_avx512);
+    default:
+        return NULL;
     }
 }
 

@@ -95,6 +95,64 @@ rf_cpu_vec_dot_fn rf_cpu_vec_dot_get(int weight_type, rf_cpu_isa_t isa);
  * tests and logs can tell a SIMD path from a fallback; -1 where get is NULL. */
 int rf_cpu_vec_dot_isa(int weight_type, rf_cpu_isa_t isa);
 
+/* ------------------------------------------------------------------------
+ * Packed weights (AVX-512: Q4_0 and Q8_0)
+ *
+ * A matrix of these types can be repacked once, at load time, into groups
+ * of RF_CPU_PACK_ROWS rows whose quants are interleaved four bytes at a
+ * time, so one 512-bit vpdpbusd multiplies 16 weight rows by four
+ * activation quants and every output stays in its own float lane: the
+ * float step costs one multiply and one fma per block for 16 rows, instead
+ * of per row. Activations for packed weights are prepared per row too
+ * (rf_cpu_quantize_packed_act: Q8_0 quants, float scales and each block's
+ * offset term).
+ *
+ * Every output is computed exactly as rf_cpu_vec_dot_get(type,
+ * RF_CPU_AVX512) computes it from the unpacked row and Q8_0 activations,
+ * bit for bit: both sum each block exactly in int32 (s) and then run one
+ * float chain per output, acc = fmaf((float)s * dy, dw, acc), block by block.
+ * ------------------------------------------------------------------------ */
+
+/* Rows per packed group, and the most activation rows one gemm call takes. */
+#define RF_CPU_PACK_ROWS 16
+#define RF_CPU_PACK_ACT_MAX 8
+
+/* Whether weight_type has a packed layout and kernel on isa (clamped to
+ * this CPU like rf_cpu_vec_dot_get). */
+bool rf_cpu_pack_supported(int weight_type, rf_cpu_isa_t isa);
+
+/* Bytes of one packed group of n-element rows (n a multiple of 32): each
+ * group starts 64-byte aligned when the first one does. 0: no packed
+ * layout for the type. */
+size_t rf_cpu_pack_group_bytes(int weight_type, int64_t n);
+
+/* Pack n_rows rows (w_stride bytes apart) into ceil(n_rows / 16) groups at
+ * dst; missing rows of the last group are zero (their outputs are 0 and
+ * never stored). Returns 0, or RF_EUNSUPPORTED for a type without a packed
+ * layout, RF_EFORMAT when n is not a positive multiple of 32. */
+int rf_cpu_pack_rows(int weight_type, int64_t n, int64_t n_rows, const void *w,
+                     size_t w_stride, void *dst);
+
+/* Bytes of one prepared activation row for packed weight_type (a multiple
+ * of 64); 0 for a type without a packed layout. */
+size_t rf_cpu_packed_act_row_bytes(int weight_type, int64_t n);
+
+/* Quantize n floats (a multiple of 32) as rf_cpu_quantize_act(RF_TYPE_Q8_0)
+ * does and lay them out for packed weight_type's kernel at dst
+ * (rf_cpu_packed_act_row_bytes bytes). Returns 0, RF_EUNSUPPORTED or
+ * RF_EFORMAT as rf_cpu_pack_rows does. */
+int rf_cpu_quantize_packed_act(int weight_type, const float *x, void *dst, int64_t n);
+
+/* dst[a * dst_stride + i] = dot(row i of the group, activation row a) for
+ * i < n_rows (<= RF_CPU_PACK_ROWS) and a < n_act (1..RF_CPU_PACK_ACT_MAX),
+ * activation rows act_stride bytes apart. */
+typedef void (*rf_cpu_packed_gemm_fn)(int64_t n, const void *group, const void *act,
+                                      size_t act_stride, int n_act, float *dst,
+                                      size_t dst_stride, int n_rows);
+
+/* The kernel for packed weight_type on isa; NULL where there is none. */
+rf_cpu_packed_gemm_fn rf_cpu_packed_gemm_get(int weight_type, rf_cpu_isa_t isa);
+
 /* Which weight types have a dot product (for error messages and tests). */
 bool rf_cpu_vec_dot_supported(int weight_type);
 

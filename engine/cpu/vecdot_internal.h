@@ -110,5 +110,11 @@ void rf__vec_dot_tile_q4_0_avx512(int64_t n, const void *w, size_t w_stride, int
 void rf__vec_dot_tile_q8_0_avx512(int64_t n, const void *w, size_t w_stride, int n_w,
                                   const void *act, size_t act_stride, int n_act, float *dst,
                                   size_t dst_stride);
+void rf__packed_gemm_q4_0_avx512(int64_t n, const void *group, const void *act,
+                                 size_t act_stride, int n_act, float *dst, size_t dst_stride,
+                                 int n_rows);
+void rf__packed_gemm_q8_0_avx512(int64_t n, const void *group, const void *act,
+                                 size_t act_stride, int n_act, float *dst, size_t dst_stride,
+                                 int n_rows);
 
 #endif /* RF_CPU_VECDOT_INTERNAL_H */

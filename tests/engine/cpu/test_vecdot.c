@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "quant.h"
+#include "cpu/cpu_internal.h"
 #include "cpu/vecdot.h"
 
 /* Relative to sum |w_i a_i|. Float32 has a 6e-8 unit roundoff; the scaled
@@ -354,6 +355,298 @@ Test(vecdot, tile_paths_exist_where_the_cpu_has_them)
     }
     cr_expect_null(rf_cpu_vec_dot_tile_get(RF_TYPE_Q4_K, RF_CPU_AVX512));
     cr_expect_null(rf_cpu_vec_dot_tile_get(-1, RF_CPU_AVX512));
+}
+
+/* ------------------------------------------------------------------------
+ * Packed weights: groups of 16 rows times up to 8 prepared activation rows
+ * ------------------------------------------------------------------------ */
+
+/* n_rows weight rows (from random floats, or random bytes with sane
+ * scales, which reach Q8_0's -128) packed, times N_ACT activation rows in
+ * every call size 1..RF_CPU_PACK_ACT_MAX: each output must equal bit for
+ * bit the AVX-512 single-row function on the rows as stored and Q8_0
+ * activations, and nothing may be written past the group's live rows. */
+static void check_packed(int type, int64_t n, int64_t n_rows, bool raw, uint64_t seed)
+{
+    enum { N_ACT = 11, DST_STRIDE = 7 * RF_CPU_PACK_ROWS };
+    const rf_cpu_packed_gemm_fn gemm = rf_cpu_packed_gemm_get(type, RF_CPU_AVX512);
+    cr_assert_not_null(gemm);
+    const rf_cpu_vec_dot_fn one = rf_cpu_vec_dot_get(type, RF_CPU_AVX512);
+    cr_assert_eq(rf_cpu_vec_dot_isa(type, RF_CPU_AVX512), RF_CPU_AVX512);
+    uint64_t state = seed;
+    uint64_t w_bytes = 0;
+    cr_assert_eq(rf_type_row_bytes(type, (uint64_t)n, &w_bytes), 0);
+    const int64_t n_groups = (n_rows + RF_CPU_PACK_ROWS - 1) / RF_CPU_PACK_ROWS;
+    const size_t group_bytes = rf_cpu_pack_group_bytes(type, n);
+    const size_t q_bytes = rf_cpu_act_row_bytes(RF_TYPE_Q8_0, n);
+    const size_t p_bytes = rf_cpu_packed_act_row_bytes(type, n);
+    cr_assert(group_bytes > 0 && group_bytes % 64 == 0 && p_bytes > 0 && p_bytes % 64 == 0);
+    float *f = malloc((size_t)n * sizeof *f);
+    uint8_t *w = malloc((size_t)n_rows * w_bytes + 1);
+    uint8_t *packed = aligned_alloc(64, (size_t)n_groups * group_bytes);
+    uint8_t *act = malloc(N_ACT * q_bytes + 1);
+    uint8_t *prep = aligned_alloc(64, N_ACT * p_bytes);
+    float *dst = malloc((size_t)n_groups * N_ACT * DST_STRIDE * sizeof *dst);
+    cr_assert(f && w && packed && act && prep && dst);
+    for (int64_t r = 0; r < n_rows; r++) {
+        uint8_t *row = w + 1 + r * w_bytes; /* odd addresses, as from a file */
+        if (!raw || !random_blocks(type, row, n, &state)) {
+            random_floats(f, n, &state);
+            cr_assert_eq(rf_quantize_row(type, f, row, n), 0);
+        }
+    }
+    cr_assert_eq(rf_cpu_pack_rows(type, n, n_rows, w + 1, (size_t)w_bytes, packed), 0);
+    for (int a = 0; a < N_ACT; a++) {
+        random_floats(f, n, &state);
+        cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, f, act + 1 + a * q_bytes, n), 0);
+        cr_assert_eq(rf_cpu_quantize_packed_act(type, f, prep + a * p_bytes, n), 0);
+    }
+    for (int per_call = 1; per_call <= RF_CPU_PACK_ACT_MAX; per_call++) {
+        for (int64_t k = 0; k < n_groups * N_ACT * DST_STRIDE; k++)
+            dst[k] = -1234.5f;
+        for (int64_t g = 0; g < n_groups; g++) {
+            const int live = n_rows - g * RF_CPU_PACK_ROWS < RF_CPU_PACK_ROWS
+                                 ? (int)(n_rows - g * RF_CPU_PACK_ROWS) : RF_CPU_PACK_ROWS;
+            for (int a = 0; a < N_ACT; a += per_call) {
+                const int n_act = N_ACT - a < per_call ? N_ACT - a : per_call;
+                gemm(n, packed + g * group_bytes, prep + a * p_bytes, p_bytes, n_act,
+                     dst + (g * N_ACT + a) * DST_STRIDE, DST_STRIDE, live);
+            }
+        }
+        for (int64_t g = 0; g < n_groups; g++) {
+            for (int a = 0; a < N_ACT; a++) {
+                for (int i = 0; i < DST_STRIDE; i++) {
+                    const int64_t r = g * RF_CPU_PACK_ROWS + i;
+                    const float got = dst[(g * N_ACT + a) * DST_STRIDE + i];
+                    if (i >= RF_CPU_PACK_ROWS || r >= n_rows) {
+                        cr_expect(got == -1234.5f, "%s packed wrote outside: group %ld row %d",
+                                  rf_type_name(type), (long)g, i);
+                        continue;
+                    }
+                    const float want = one(n, w + 1 + r * w_bytes, act + 1 + a * q_bytes);
+                    cr_expect(memcmp(&got, &want, sizeof got) == 0,
+                              "%s n=%ld%s packed, %d per call, row %ld act %d: %.9g, single "
+                              "row %.9g", rf_type_name(type), (long)n, raw ? " raw" : "",
+                              per_call, (long)r, a, (double)got, (double)want);
+                }
+            }
+        }
+    }
+    free(f);
+    free(w);
+    free(packed);
+    free(act);
+    free(prep);
+    free(dst);
+}
+
+Test(vecdot, packed_gemm_equals_single_rows_bit_for_bit, .timeout = 60)
+{
+    if (!rf_cpu_isa_supported(RF_CPU_AVX512)) {
+        cr_skip_test("this CPU has no AVX-512 VNNI: no packed kernels");
+        return;
+    }
+    static const int types[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0};
+    /* One block, an odd count, a model-sized row; a partial group, one
+     * whole group, and several with a partial last one. */
+    static const int64_t blocks[] = {1, 3, 64};
+    static const int64_t rows[] = {5, 16, 37};
+    uint64_t seed = 500;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+            for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+                check_packed(types[t], 32 * blocks[b], rows[r], false, seed++);
+                check_packed(types[t], 32 * blocks[b], rows[r], true, seed++);
+            }
+}
+
+/* The matmul on packed weights, with Q, K and V-like parts in one pass:
+ * every output is the single-row function's bits, whatever the batch (all
+ * rows, one row at a time, a gathered subset), the thread count, and
+ * whether the weight is packed. This is what lets a job's output not
+ * depend on what it is batched with. */
+static void check_packed_matmul(int type)
+{
+    enum { K = 512, N_TOK = 13, N_PARTS = 3 };
+    static const uint64_t rows_of[N_PARTS] = {40, 16, 7};
+    uint64_t state = 900 + (uint64_t)type;
+    uint64_t row_bytes = 0;
+    cr_assert_eq(rf_type_row_bytes(type, K, &row_bytes), 0);
+    rf__cpu_pool_t pool1, pool2;
+    cr_assert_eq(rf__cpu_pool_init(&pool1, 1), 0);
+    cr_assert_eq(rf__cpu_pool_init(&pool2, 2), 0);
+    float *x = malloc(N_TOK * K * sizeof *x), f[K];
+    random_floats(x, N_TOK * K, &state);
+    rf_weight_t w[N_PARTS];
+    rf__cpu_packed_t packed[N_PARTS];
+    uint8_t *data[N_PARTS], *pack_mem[N_PARTS];
+    float *want[N_PARTS];
+    for (int p = 0; p < N_PARTS; p++) {
+        data[p] = malloc(rows_of[p] * row_bytes);
+        for (uint64_t r = 0; r < rows_of[p]; r++) {
+            random_floats(f, K, &state);
+            cr_assert_eq(rf_quantize_row(type, f, data[p] + r * row_bytes, K), 0);
+        }
+        w[p] = (rf_weight_t){.data = data[p], .type = type, .ne = {K, rows_of[p], 1},
+                             .row_bytes = row_bytes, .name = "w"};
+        const size_t bytes = rf__cpu_packed_bytes(RF_CPU_AVX512, &w[p]);
+        cr_assert(bytes > 0 && bytes % 64 == 0);
+        pack_mem[p] = aligned_alloc(64, bytes);
+        rf__cpu_pack_weight(&pool2, &w[p], pack_mem[p], &packed[p]);
+        /* The reference: the single-row function on Q8_0 activations. */
+        want[p] = malloc(N_TOK * rows_of[p] * sizeof(float));
+        uint8_t act[K / 32 * 34];
+        for (int t = 0; t < N_TOK; t++) {
+            cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, x + t * K, act, K), 0);
+            for (uint64_t r = 0; r < rows_of[p]; r++)
+                want[p][t * rows_of[p] + r] = rf_cpu_vec_dot_get(type, RF_CPU_AVX512)(
+                    K, data[p] + r * row_bytes, act);
+        }
+    }
+    size_t act_bytes = 0;
+    for (int p = 0; p < N_PARTS; p++)
+        if (rf__cpu_matmul_act_row_bytes(&w[p], RF_CPU_AVX512) > act_bytes)
+            act_bytes = rf__cpu_matmul_act_row_bytes(&w[p], RF_CPU_AVX512);
+    rf__cpu_matmul_ctx_t mm = {.isa = RF_CPU_AVX512, .act = aligned_alloc(64, N_TOK * act_bytes),
+                               .act_size = N_TOK * act_bytes};
+    float *got[N_PARTS];
+    for (int p = 0; p < N_PARTS; p++)
+        got[p] = malloc(N_TOK * rows_of[p] * sizeof(float));
+    /* Reversed order gathered through rows: each output row r is token
+     * N_TOK - 1 - r. */
+    int32_t reversed[N_TOK];
+    for (int t = 0; t < N_TOK; t++)
+        reversed[t] = N_TOK - 1 - t;
+    for (int variant = 0; variant < 5; variant++) {
+        const bool use_packed = variant != 4;
+        mm.pool = variant == 1 ? &pool1 : &pool2;
+        rf__cpu_matmul_out_t outs[N_PARTS];
+        for (int p = 0; p < N_PARTS; p++)
+            outs[p] = (rf__cpu_matmul_out_t){.w = &w[p],
+                                             .packed = use_packed ? packed[p].data : NULL,
+                                             .dst = got[p], .dst_stride = (int64_t)rows_of[p]};
+        if (variant == 2) { /* one token per call, each part alone */
+            for (int t = 0; t < N_TOK; t++)
+                for (int p = 0; p < N_PARTS; p++)
+                    rf__cpu_matmul(&mm, &w[p], packed[p].data, NULL, x + t * K, K, NULL, 1,
+                                   got[p] + t * rows_of[p], (int64_t)rows_of[p]);
+        } else if (variant == 3) {
+            rf__cpu_matmul_multi(&mm, outs, N_PARTS, x, K, reversed, N_TOK);
+        } else {
+            rf__cpu_matmul_multi(&mm, outs, N_PARTS, x, K, NULL, N_TOK);
+        }
+        for (int p = 0; p < N_PARTS; p++)
+            for (int r = 0; r < N_TOK; r++) {
+                const int t = variant == 3 ? reversed[r] : r;
+                const float *g = got[p] + r * rows_of[p], *e = want[p] + t * rows_of[p];
+                cr_expect(memcmp(g, e, rows_of[p] * sizeof(float)) == 0,
+                          "%s variant %d part %d token %d differs from the single-row "
+                          "function", rf_type_name(type), variant, p, t);
+            }
+    }
+    for (int p = 0; p < N_PARTS; p++) {
+        free(pack_mem[p]);
+        free(data[p]);
+        free(want[p]);
+        free(got[p]);
+    }
+    free(mm.act);
+    free(x);
+    rf__cpu_pool_free(&pool1);
+    rf__cpu_pool_free(&pool2);
+}
+
+/* Routed experts: a 3-D weight packs expert after expert, and the matmul
+ * on one expert's slice (as moe.c takes it) with that expert's packed
+ * groups gives the single-row function's bits. */
+static void check_packed_experts(int type)
+{
+    enum { K = 256, ROWS = 23, EXPERTS = 3, N_TOK = 5 };
+    uint64_t state = 1900 + (uint64_t)type;
+    uint64_t row_bytes = 0;
+    cr_assert_eq(rf_type_row_bytes(type, K, &row_bytes), 0);
+    rf__cpu_pool_t pool;
+    cr_assert_eq(rf__cpu_pool_init(&pool, 2), 0);
+    float f[K], x[N_TOK * K];
+    random_floats(x, N_TOK * K, &state);
+    uint8_t *data = malloc(EXPERTS * ROWS * row_bytes);
+    for (int r = 0; r < EXPERTS * ROWS; r++) {
+        random_floats(f, K, &state);
+        cr_assert_eq(rf_quantize_row(type, f, data + r * row_bytes, K), 0);
+    }
+    const rf_weight_t w = {.data = data, .type = type, .ne = {K, ROWS, EXPERTS},
+                           .row_bytes = row_bytes, .name = "exps"};
+    const size_t bytes = rf__cpu_packed_bytes(RF_CPU_AVX512, &w);
+    cr_assert(bytes > 0);
+    uint8_t *mem = aligned_alloc(64, bytes);
+    rf__cpu_packed_t packed;
+    rf__cpu_pack_weight(&pool, &w, mem, &packed);
+    cr_assert_eq(packed.expert_bytes * EXPERTS, bytes);
+    const size_t act_bytes = rf__cpu_matmul_act_row_bytes(&w, RF_CPU_AVX512);
+    rf__cpu_matmul_ctx_t mm = {.pool = &pool, .isa = RF_CPU_AVX512,
+                               .act = aligned_alloc(64, N_TOK * act_bytes),
+                               .act_size = N_TOK * act_bytes};
+    for (int e = 0; e < EXPERTS; e++) {
+        rf_weight_t slice = w;
+        slice.data = data + (size_t)e * ROWS * row_bytes;
+        slice.ne[2] = 1;
+        float got[N_TOK * ROWS];
+        rf__cpu_matmul(&mm, &slice, packed.data + e * packed.expert_bytes, NULL, x, K, NULL,
+                       N_TOK, got, ROWS);
+        uint8_t act[K / 32 * 34];
+        for (int t = 0; t < N_TOK; t++) {
+            cr_assert_eq(rf_cpu_quantize_act(RF_TYPE_Q8_0, x + t * K, act, K), 0);
+            for (int r = 0; r < ROWS; r++) {
+                const float want = rf_cpu_vec_dot_get(type, RF_CPU_AVX512)(
+                    K, (const uint8_t *)slice.data + r * row_bytes, act);
+                cr_expect(memcmp(&got[t * ROWS + r], &want, sizeof want) == 0,
+                          "%s expert %d token %d row %d: %.9g, single row %.9g",
+                          rf_type_name(type), e, t, r, (double)got[t * ROWS + r],
+                          (double)want);
+            }
+        }
+    }
+    free(mm.act);
+    free(mem);
+    free(data);
+    rf__cpu_pool_free(&pool);
+}
+
+Test(vecdot, packed_matmul_does_not_depend_on_batch_threads_or_packing, .timeout = 60)
+{
+    if (!rf_cpu_isa_supported(RF_CPU_AVX512)) {
+        cr_skip_test("this CPU has no AVX-512 VNNI: no packed kernels");
+        return;
+    }
+    check_packed_matmul(RF_TYPE_Q4_0);
+    check_packed_matmul(RF_TYPE_Q8_0);
+    check_packed_experts(RF_TYPE_Q4_0);
+    check_packed_experts(RF_TYPE_Q8_0);
+}
+
+Test(vecdot, packed_layouts_exist_only_where_written)
+{
+    const bool avx512 = rf_cpu_isa_supported(RF_CPU_AVX512);
+    static const int packed[] = {RF_TYPE_Q4_0, RF_TYPE_Q8_0};
+    for (size_t k = 0; k < sizeof packed / sizeof packed[0]; k++) {
+        cr_expect_eq(rf_cpu_pack_supported(packed[k], RF_CPU_AVX512), avx512);
+        cr_expect_not(rf_cpu_pack_supported(packed[k], RF_CPU_AVX2));
+        cr_expect_not(rf_cpu_pack_supported(packed[k], RF_CPU_SCALAR));
+        cr_expect_eq(rf_cpu_pack_group_bytes(packed[k], 48), 0, "n not a multiple of 32");
+        cr_expect_eq(rf_cpu_packed_act_row_bytes(packed[k], 0), 0);
+    }
+    static const int others[] = {RF_TYPE_F16, RF_TYPE_Q4_K, RF_TYPE_Q4_1, -1};
+    float x[32] = {0};
+    uint8_t out[1024];
+    for (size_t k = 0; k < sizeof others / sizeof others[0]; k++) {
+        cr_expect_not(rf_cpu_pack_supported(others[k], RF_CPU_AVX512));
+        cr_expect_null(rf_cpu_packed_gemm_get(others[k], RF_CPU_AVX512));
+        cr_expect_eq(rf_cpu_pack_group_bytes(others[k], 256), 0);
+        cr_expect_eq(rf_cpu_pack_rows(others[k], 256, 1, out, 256, out), RF_EUNSUPPORTED);
+        cr_expect_eq(rf_cpu_quantize_packed_act(others[k], x, out, 32), RF_EUNSUPPORTED);
+    }
+    cr_expect_eq(rf_cpu_pack_rows(RF_TYPE_Q4_0, 40, 1, out, 40, out), RF_EFORMAT);
+    cr_expect_eq(rf_cpu_quantize_packed_act(RF_TYPE_Q8_0, x, out, 31), RF_EFORMAT);
 }
 
 /* Scales of 1 make every product an exact integer, so all ISAs must give
