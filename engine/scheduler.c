@@ -802,6 +802,22 @@ static req_t *newest_running(rf_sched_t *s)
     return last;
 }
 
+/* r has not started and an older running request whose first block holds
+ * the same tokens is still computing its prompt (n > 1 samples of one
+ * job, a shared few-shot prefix): r waits until those blocks are committed
+ * to the prefix cache instead of computing the same K/V a second time. */
+static bool shares_prefix_in_flight(const rf_sched_t *s, const req_t *r)
+{
+    if (s->no_prefix_cache || r->n_computed != 0 || r->kv.n_blocks != 0 ||
+        r->n_known <= s->block_size)
+        return false;
+    for (const req_t *o = s->running; o != NULL && o != r; o = o->next)
+        if (o->n_computed < o->n_prompt && o->n_known > s->block_size &&
+            memcmp(o->tokens, r->tokens, s->block_size * sizeof *r->tokens) == 0)
+            return true;
+    return false;
+}
+
 /* Before r's first chunk: reuse the cached blocks of the longest cached
  * prefix of its tokens, leaving the first token whose logits are needed to
  * be computed. Asked here rather than at admission, so that requests
@@ -873,6 +889,8 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
         next = r->next;
         if (r->n_known - r->n_computed <= 1)
             continue; /* a decoder: the loop above had it */
+        if (shares_prefix_in_flight(s, r))
+            continue; /* reuse the blocks that request is computing, next steps */
         /* A prefix hit may leave a single token: it runs now like a
          * decoder (skipping it would leave a lone request preempted and
          * readmitted forever). */

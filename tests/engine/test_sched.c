@@ -610,3 +610,42 @@ Test(sched, lone_request_with_its_prefix_cached_finishes, .timeout = 60)
     rf_sched_close(s);
     rf_engine_close(e);
 }
+
+/* n > 1 samples of one prompt (submitted together) share its blocks: the
+ * later samples wait for the first one's prompt and reuse its full blocks. */
+Test(sched, samples_of_one_prompt_share_its_blocks, .timeout = 60)
+{
+    const char *path = model_path();
+    rf_engine_t *e = open_pool(path, 4, 256, 60, 8);
+    rf_err_t err = {0};
+    rf_sched_t *s;
+    cr_assert_eq(rf_sched_open(&s, e, &(rf_sched_options_t){.check_kv = true}, &err), 0);
+    int32_t prompt[70];
+    for (int k = 0; k < 70; k++)
+        prompt[k] = 11 + k * 3;
+    for (int i = 0; i < 4; i++) {
+        rf_request_t r = {.id = (uint64_t)i, .rng_id = (uint64_t)i, .prompt = prompt,
+                          .n_prompt = 70, .max_tokens = 4, .ignore_eos = true};
+        rf_sampling_params_default(&r.sampling);
+        r.sampling.temperature = 1.0f;
+        cr_assert_eq(rf_sched_submit(s, &r, &err), 0, "%s", err.msg);
+    }
+    while (rf_sched_has_work(s)) {
+        rf_err_clear(&err);
+        cr_assert_geq(rf_sched_step(s, &err), 0, "%s", err.msg);
+        rf_sched_event_t ev;
+        while (rf_sched_poll(s, &ev)) {
+            cr_assert_neq(ev.kind, RF_SCHED_EV_FAILED, "%s", ev.error);
+            rf_sched_event_free(&ev);
+        }
+    }
+    rf_sched_stats_t st;
+    rf_sched_get_stats(s, &st);
+    /* 8 full blocks of the 70-token prompt (64 tokens) reused by 3 samples. */
+    cr_assert_eq(st.prefix_hit_tokens, 3 * 64, "hit %llu tokens",
+                 (unsigned long long)st.prefix_hit_tokens);
+    cr_assert_eq(st.prompt_tokens, 70 + 3 * 6, "computed %llu prompt tokens",
+                 (unsigned long long)st.prompt_tokens);
+    rf_sched_close(s);
+    rf_engine_close(e);
+}
