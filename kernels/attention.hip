@@ -275,7 +275,7 @@ extern "C" int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t
         max_blocks_per_seq <= 0 || max_context <= 0 ||
         (int64_t)max_context > (int64_t)max_blocks_per_seq * block_size)
         return RF_KERNEL_EINVAL;
-    if (head_dim != 64 && head_dim != 128 && head_dim != 256)
+    if (head_dim != 32 && head_dim != 64 && head_dim != 128 && head_dim != 256)
         return RF_KERNEL_EUNSUPPORTED;
     if (q_stride == 0)
         q_stride = (int64_t)n_heads * head_dim;
@@ -292,6 +292,10 @@ extern "C" int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t
         return 0;
     hipStream_t s = (hipStream_t)stream;
     switch (head_dim) {
+    case 32:
+        return launch<32>(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
+                          seq_ids, positions, n_tokens, n_heads, n_kv_heads, block_size, scale,
+                          max_context, workspace, s);
     case 64:
         return launch<64>(out, q, q_stride, k_cache, v_cache, block_tables, max_blocks_per_seq,
                           seq_ids, positions, n_tokens, n_heads, n_kv_heads, block_size, scale,

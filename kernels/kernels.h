@@ -150,7 +150,7 @@ size_t rf_kernel_paged_attention_workspace(int n_tokens, int n_heads, int head_d
  * q: f32 [n_tokens][n_heads * head_dim] (token rows q_stride floats apart,
  * 0 = packed); out: f32 [n_tokens][n_heads * head_dim]. max_context >= every
  * positions[t] + 1 and <= max_blocks_per_seq * block_size; it sizes the grid
- * and the workspace (a token past it gets NaN). head_dim 64, 128 or 256
+ * and the workspace (a token past it gets NaN). head_dim 32, 64, 128 or 256
  * (else RF_KERNEL_EUNSUPPORTED). Store the batch's K/V first: a token sees
  * the earlier tokens of its own batch. */
 int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t q_stride,

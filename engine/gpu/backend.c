@@ -253,9 +253,10 @@ static int check_and_upload(rf_gpu_backend_t *b, rf_err_t *err)
     if (hp->head_dim_k != hp->head_dim_v)
         return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: key and value heads differ (%u, "
                           "%u); use --device cpu", hp->head_dim_k, hp->head_dim_v);
-    if (hp->head_dim_k != 64 && hp->head_dim_k != 128 && hp->head_dim_k != 256)
+    if (hp->head_dim_k != 32 && hp->head_dim_k != 64 && hp->head_dim_k != 128 &&
+        hp->head_dim_k != 256)
         return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: head size %u; the attention "
-                          "kernel handles 64, 128 and 256; use --device cpu", hp->head_dim_k);
+                          "kernel handles 32, 64, 128 and 256; use --device cpu", hp->head_dim_k);
     const rf_plan_t *p = &m->plan;
     for (int i = 1; i < RF_BUF_COUNT; i++)
         if (p->width[i] > b->max_width)

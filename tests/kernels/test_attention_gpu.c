@@ -206,6 +206,16 @@ Test(attention_gpu, mixed_batch_gqa1_hd64, .timeout = 300)
     run_case(&sh);
 }
 
+/* The demo model's shape: head_dim 32, GQA 4, contexts across partitions. */
+Test(attention_gpu, demo_shape_gqa4_hd32, .timeout = 300)
+{
+    gpu_test_require("paged attention");
+    gpu_test_seed(29);
+    shape_t sh = {.n_heads = 8, .n_kv_heads = 2, .head_dim = 32, .block_size = 16,
+                  .n_seqs = 2, .context = {300, 5}, .n_new = {1, 5}};
+    run_case(&sh);
+}
+
 /* A whole prompt from position 0 (8 tokens), GQA 4, head_dim 64. */
 Test(attention_gpu, prefill_from_zero_gqa4_hd64)
 {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "testutil.h"
 
 #ifndef RF_SOURCE_DIR
@@ -27,7 +28,7 @@
 static const char *const tasks[] = {"add", "sub", "reverse", "sort", "count", "convert"};
 #define N_TASKS (sizeof tasks / sizeof tasks[0])
 
-static void eval_model(const char *model, const char *name)
+static void eval_model_on(const char *model, const char *name, const char *device)
 {
     const char *db = rf_test_tmp_path("demo", name);
     char args[2048];
@@ -36,7 +37,8 @@ static void eval_model(const char *model, const char *name)
     rf_test_result_t r = rf_test_run(args, NULL);
     cr_assert_eq(r.status, 0, "submit: %s", r.err);
     rf_test_result_free(&r);
-    snprintf(args, sizeof args, "run '%s' -m '%s/%s' --progress none", db, RF_SOURCE_DIR, model);
+    snprintf(args, sizeof args, "run '%s' -m '%s/%s' --device %s --progress none", db,
+             RF_SOURCE_DIR, model, device);
     r = rf_test_run(args, NULL);
     cr_assert_eq(r.status, 0, "run: %s", r.err);
     rf_test_result_free(&r);
@@ -78,6 +80,11 @@ static void eval_model(const char *model, const char *name)
     }
 }
 
+static void eval_model(const char *model, const char *name)
+{
+    eval_model_on(model, name, "cpu");
+}
+
 Test(demo, eval_accuracy_q8_0, .timeout = 300)
 {
     eval_model("jobs/demo/demo-q8_0.gguf", "q8.db");
@@ -113,4 +120,13 @@ Test(demo, ignore_eos_runs_to_max_tokens, .timeout = 120)
     *all = '\0';
     cr_assert(strstr(r.out, "\"completion_tokens\":20") == NULL, "without ignore_eos: %s", r.out);
     rf_test_result_free(&r);
+}
+
+/* The same oracle on the GPU backend (GPU builds with a device; else skip). */
+Test(demo, eval_accuracy_on_the_gpu, .timeout = 300)
+{
+    if (!rf_engine_gpu_available())
+        cr_skip_test("no GPU device present (or a CPU-only build): the demo is not run on a GPU");
+    eval_model_on("jobs/demo/demo-f16.gguf", "gpu-f16.db", "gpu");
+    eval_model_on("jobs/demo/demo-q8_0.gguf", "gpu-q8.db", "gpu");
 }
