@@ -39,13 +39,13 @@ struct rf_gpu_blas {
 #endif
 };
 
+#if defined(__CUDACC__)
 /* f32 -> F16 or BF16 bit patterns, n elements. */
 __global__ static void to_half_kernel(uint16_t *dst, const float *src, int64_t n, int bf16)
 {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n)
         return;
-#if defined(__CUDACC__)
     if (bf16) {
         __nv_bfloat16 h = __float2bfloat16_rn(src[i]);
         dst[i] = *(const uint16_t *)&h;
@@ -53,12 +53,8 @@ __global__ static void to_half_kernel(uint16_t *dst, const float *src, int64_t n
         __half h = __float2half_rn(src[i]);
         dst[i] = *(const uint16_t *)&h;
     }
-#else
-    (void)bf16;
-    dst[i] = 0; /* unreachable: HIP builds have no BLAS path */
-    (void)src;
-#endif
 }
+#endif
 
 extern "C" int rf_gpu_blas_available(void)
 {
