@@ -7,11 +7,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "gguf.h"
@@ -24,6 +26,7 @@ static void usage(FILE *out)
             "usage: rocmforge bench tokenize -m VOCAB.gguf [options] FILE...\n"
             "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N] [--device gpu]\n"
             "       rocmforge bench batch -m MODEL.gguf [options] (see bench batch --help)\n"
+            "       rocmforge bench memory [-t N] [--mib N] [--reps N]\n"
             "\n"
             "Benchmarks. 'tokenize' encodes each text file whole on one thread, again and\n"
             "again for at least --seconds, and prints MB/s (10^6 bytes of input per\n"
@@ -319,6 +322,94 @@ done:
     return status;
 }
 
+/* ---------------------------------------------------------------- memory */
+
+static volatile uint64_t bench_sink;
+
+typedef struct read_task {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+} read_task_t;
+
+static void *read_worker(void *arg)
+{
+    read_task_t *t = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= t->n; i += 4) {
+        s0 += t->p[i];
+        s1 += t->p[i + 1];
+        s2 += t->p[i + 2];
+        s3 += t->p[i + 3];
+    }
+    t->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/* Streaming read bandwidth: the ceiling of memory-bound decode (tokens/s
+ * <= bandwidth / bytes of weights read per token). */
+static int bench_memory(int argc, char **argv)
+{
+    long threads = 0, mib = 2048, reps = 5;
+    for (int i = 1; i < argc; i++) {
+        long *target = strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--threads") == 0 ? &threads
+                       : strcmp(argv[i], "--mib") == 0                                 ? &mib
+                       : strcmp(argv[i], "--reps") == 0                                ? &reps
+                                                                                       : NULL;
+        char *end = NULL;
+        long v = target != NULL && i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+        if (target == NULL || end == NULL || *end != '\0' || v < 1 || v > (1L << 20)) {
+            rf__cli_error("bench", "memory takes -t N, --mib N and --reps N; got '%s'", argv[i]);
+            return RF_EXIT_USAGE;
+        }
+        *target = v;
+        i++;
+    }
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? n : 1;
+    }
+    size_t bytes = (size_t)mib << 20, n = bytes / sizeof(uint64_t);
+    uint64_t *buf = malloc(bytes);
+    read_task_t *tasks = calloc((size_t)threads, sizeof *tasks);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    double *secs = calloc((size_t)reps, sizeof *secs);
+    if (buf == NULL || tasks == NULL || tid == NULL || secs == NULL) {
+        free(buf);
+        free(tasks);
+        free(tid);
+        free(secs);
+        rf__cli_error("bench", "memory: cannot allocate %ld MiB", mib);
+        return RF_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 2654435761u; /* touch every page, not zeros */
+    uint64_t check = 0;
+    for (long r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        for (long k = 0; k < threads; k++) {
+            size_t b = n / (size_t)threads * (size_t)k;
+            size_t e = k == threads - 1 ? n : n / (size_t)threads * (size_t)(k + 1);
+            tasks[k] = (read_task_t){.p = buf + b, .n = e - b};
+            pthread_create(&tid[k], NULL, read_worker, &tasks[k]);
+        }
+        for (long k = 0; k < threads; k++) {
+            pthread_join(tid[k], NULL);
+            check += tasks[k].sum;
+        }
+        secs[r] = now_seconds() - t0;
+    }
+    qsort(secs, (size_t)reps, sizeof *secs, compare_double);
+    bench_sink = check; /* the sums are used: the reads cannot be optimised away */
+    printf("memory read: %ld MiB, %ld threads, median of %ld: %.1f GB/s\n", mib, threads, reps,
+           (double)bytes / secs[reps / 2] / 1e9);
+    free(buf);
+    free(tasks);
+    free(tid);
+    free(secs);
+    return RF_EXIT_OK;
+}
+
 int rf__cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -331,6 +422,8 @@ int rf__cmd_bench(int argc, char **argv)
         return bench_cpu(argc - 1, argv + 1);
     if (strcmp(argv[1], "batch") == 0)
         return rf__bench_batch(argc - 1, argv + 1);
-    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu, batch", argv[1]);
+    if (strcmp(argv[1], "memory") == 0)
+        return bench_memory(argc - 1, argv + 1);
+    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu, batch, memory", argv[1]);
     return RF_EXIT_USAGE;
 }
