@@ -53,6 +53,18 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipEventRecord cudaEventRecord
 #define hipEventSynchronize cudaEventSynchronize
 #define hipEventElapsedTime cudaEventElapsedTime
+#define hipHostMalloc(p, n, f) cudaMallocHost(p, n)
+#define hipHostFree cudaFreeHost
+#define hipHostMallocDefault 0
+typedef cudaGraph_t hipGraph_t;
+typedef cudaGraphExec_t hipGraphExec_t;
+#define hipStreamBeginCapture cudaStreamBeginCapture
+#define hipStreamEndCapture cudaStreamEndCapture
+#define hipStreamCaptureModeThreadLocal cudaStreamCaptureModeThreadLocal
+#define hipGraphInstantiate(e, g, n, l, s) cudaGraphInstantiate(e, g, 0)
+#define hipGraphLaunch cudaGraphLaunch
+#define hipGraphExecDestroy cudaGraphExecDestroy
+#define hipGraphDestroy cudaGraphDestroy
 
 #elif defined(__HIPCC__) || defined(__HIP_PLATFORM_AMD__)
 

@@ -52,6 +52,22 @@ int rf_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes);
 int rf_gpu_mem_info(size_t *free_bytes, size_t *total_bytes); /* current device */
 int rf_gpu_memset(void *dst, int value, size_t bytes);
 int rf_gpu_sync(void); /* wait for the device; reports asynchronous errors */
+
+/* Streams, pinned host memory (fast asynchronous copies) and graphs: a
+ * sequence of launches on a stream captured once and replayed with one
+ * launch. Capture records; nothing runs until rf_gpu_graph_launch. */
+typedef struct rf_gpu_graph *rf_gpu_graph_t;
+int rf_gpu_stream_create(rf_gpu_stream_t *out);
+int rf_gpu_stream_destroy(rf_gpu_stream_t stream); /* NULL is fine */
+int rf_gpu_stream_sync(rf_gpu_stream_t stream);
+int rf_gpu_memcpy_h2d_async(void *dst, const void *src, size_t bytes, rf_gpu_stream_t stream);
+int rf_gpu_memcpy_d2h_async(void *dst, const void *src, size_t bytes, rf_gpu_stream_t stream);
+int rf_gpu_host_alloc(void **out, size_t bytes);
+int rf_gpu_host_free(void *ptr); /* NULL is fine */
+int rf_gpu_capture_begin(rf_gpu_stream_t stream);
+int rf_gpu_capture_end(rf_gpu_stream_t stream, rf_gpu_graph_t *out); /* instantiates */
+int rf_gpu_graph_launch(rf_gpu_graph_t graph, rf_gpu_stream_t stream);
+void rf_gpu_graph_destroy(rf_gpu_graph_t graph); /* NULL is fine */
 /* Asynchronous device-to-device copy on a stream (copy.hip). */
 int rf_gpu_memcpy_d2d(void *dst, const void *src, size_t bytes, rf_gpu_stream_t stream);
 

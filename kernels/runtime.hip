@@ -4,6 +4,7 @@
  * call is checked with RF_GPU_CHECK.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpu_check.h"
@@ -87,4 +88,105 @@ extern "C" int rf_gpu_sync(void)
 {
     RF_GPU_CHECK(hipDeviceSynchronize());
     return 0;
+}
+
+/* ---- streams, pinned memory, graphs ---- */
+
+extern "C" int rf_gpu_stream_create(rf_gpu_stream_t *out)
+{
+    hipStream_t s;
+    RF_GPU_CHECK(hipStreamCreate(&s));
+    *out = (rf_gpu_stream_t)s;
+    return 0;
+}
+
+extern "C" int rf_gpu_stream_destroy(rf_gpu_stream_t stream)
+{
+    if (stream != NULL)
+        RF_GPU_CHECK(hipStreamDestroy((hipStream_t)stream));
+    return 0;
+}
+
+extern "C" int rf_gpu_stream_sync(rf_gpu_stream_t stream)
+{
+    RF_GPU_CHECK(hipStreamSynchronize((hipStream_t)stream));
+    return 0;
+}
+
+extern "C" int rf_gpu_memcpy_h2d_async(void *dst, const void *src, size_t bytes,
+                                       rf_gpu_stream_t stream)
+{
+    if (bytes == 0)
+        return 0;
+    RF_GPU_CHECK(hipMemcpyAsync(dst, src, bytes, hipMemcpyHostToDevice, (hipStream_t)stream));
+    return 0;
+}
+
+extern "C" int rf_gpu_memcpy_d2h_async(void *dst, const void *src, size_t bytes,
+                                       rf_gpu_stream_t stream)
+{
+    if (bytes == 0)
+        return 0;
+    RF_GPU_CHECK(hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToHost, (hipStream_t)stream));
+    return 0;
+}
+
+extern "C" int rf_gpu_host_alloc(void **out, size_t bytes)
+{
+    *out = NULL;
+    RF_GPU_CHECK(hipHostMalloc(out, bytes, hipHostMallocDefault));
+    return 0;
+}
+
+extern "C" int rf_gpu_host_free(void *ptr)
+{
+    if (ptr != NULL)
+        RF_GPU_CHECK(hipHostFree(ptr));
+    return 0;
+}
+
+struct rf_gpu_graph {
+    hipGraphExec_t exec;
+};
+
+extern "C" int rf_gpu_capture_begin(rf_gpu_stream_t stream)
+{
+    RF_GPU_CHECK(hipStreamBeginCapture((hipStream_t)stream, hipStreamCaptureModeThreadLocal));
+    return 0;
+}
+
+extern "C" int rf_gpu_capture_end(rf_gpu_stream_t stream, rf_gpu_graph_t *out)
+{
+    *out = NULL;
+    hipGraph_t graph;
+    RF_GPU_CHECK(hipStreamEndCapture((hipStream_t)stream, &graph));
+    rf_gpu_graph_t g = (rf_gpu_graph_t)calloc(1, sizeof *g);
+    if (g == NULL) {
+        hipGraphDestroy(graph);
+        return RF_KERNEL_EINVAL;
+    }
+    hipError_t rc = hipGraphInstantiate(&g->exec, graph, NULL, NULL, 0);
+    hipGraphDestroy(graph);
+    if (rc != hipSuccess) {
+        fprintf(stderr, "rocmforge: GPU runtime error: graph instantiation: %s at %s:%d\n",
+                hipGetErrorString(rc), __FILE__, __LINE__);
+        free(g);
+        return RF_KERNEL_EGPU;
+    }
+    *out = g;
+    return 0;
+}
+
+extern "C" int rf_gpu_graph_launch(rf_gpu_graph_t graph, rf_gpu_stream_t stream)
+{
+    RF_GPU_CHECK(hipGraphLaunch(graph->exec, (hipStream_t)stream));
+    return 0;
+}
+
+extern "C" void rf_gpu_graph_destroy(rf_gpu_graph_t graph)
+{
+    if (graph == NULL)
+        return;
+    hipGraphExecDestroy(graph->exec);
+    free(graph);
 }

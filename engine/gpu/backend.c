@@ -76,6 +76,21 @@ struct rf_gpu_backend {
     size_t gemm_ws_bytes;
     uint32_t n_batch, n_logits;
     size_t max_width;
+    /* one stream for everything; pinned staging for the per-step copies */
+    rf_gpu_stream_t stream;
+    int32_t *h_stage;            /* pinned: tables, tokens, positions, seqs, rows, greedy rows */
+    size_t stage_ints;
+    int32_t *h_out_tok;          /* pinned [cap] greedy tokens back */
+    float *h_out_lp;             /* pinned [cap] their log-probabilities */
+    /* decode steps captured as graphs, keyed by their shape */
+    bool use_graphs;
+    struct graph_entry {
+        uint32_t n, n_logits, n_greedy;
+        int32_t context;
+        rf_gpu_graph_t graph;
+        uint64_t used;
+    } graphs[32];
+    uint64_t tick;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -147,8 +162,23 @@ static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, rf_err_t *err)
     return 0;
 }
 
+static void drop_graphs(rf_gpu_backend_t *b)
+{
+    for (size_t i = 0; i < sizeof b->graphs / sizeof b->graphs[0]; i++) {
+        rf_gpu_graph_destroy(b->graphs[i].graph);
+        memset(&b->graphs[i], 0, sizeof b->graphs[i]);
+    }
+}
+
 static void free_batch(rf_gpu_backend_t *b)
 {
+    drop_graphs(b); /* they name the buffers freed below */
+    rf_gpu_host_free(b->h_stage);
+    rf_gpu_host_free(b->h_out_tok);
+    rf_gpu_host_free(b->h_out_lp);
+    b->h_stage = NULL;
+    b->h_out_tok = NULL;
+    b->h_out_lp = NULL;
     for (int i = 0; i < RF_BUF_COUNT; i++) {
         rf_gpu_free(b->buf[i]);
         b->buf[i] = NULL;
@@ -236,6 +266,14 @@ static int reserve(rf_gpu_backend_t *b, uint32_t n, rf_err_t *err)
                           "a batch of %u tokens; lower --max-batched-tokens",
                           rc < 0 ? "device" : "host", n);
     }
+    b->stage_ints = (size_t)b->max_seqs * b->max_blocks + 5 * (size_t)n;
+    if (rf_gpu_host_alloc((void **)&b->h_stage, b->stage_ints * sizeof(int32_t)) < 0 ||
+        rf_gpu_host_alloc((void **)&b->h_out_tok, n * sizeof(int32_t)) < 0 ||
+        rf_gpu_host_alloc((void **)&b->h_out_lp, n * sizeof(float)) < 0) {
+        free_batch(b);
+        return rf_err_set(err, RF_EGPU, "gpu backend: out of pinned host memory for a batch of "
+                          "%u tokens", n);
+    }
     b->workspace_bytes = ws;
     b->cap_tokens = n;
     return 0;
@@ -317,6 +355,14 @@ int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
     rc = check_and_upload(b, err);
     if (rc < 0)
         goto fail;
+    if (rf_gpu_stream_create(&b->stream) < 0) {
+        rc = rf_err_set(err, RF_EGPU, "gpu backend: cannot create a stream on %s", b->info.name);
+        goto fail;
+    }
+    {
+        const char *env = getenv("RF_GPU_GRAPHS");
+        b->use_graphs = env == NULL || strcmp(env, "0") != 0;
+    }
     if (rf_gpu_blas_available() && rf_gpu_blas_open(&b->blas) < 0) {
         rc = rf_err_set(err, RF_EGPU, "gpu backend: the BLAS library failed to start on %s",
                         b->info.name);
@@ -400,6 +446,7 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b)
         return;
     free_batch(b);
     rf_gpu_blas_close(b->blas);
+    rf_gpu_stream_destroy(b->stream);
     for (size_t i = 0; i < b->n_weights; i++)
         rf_gpu_free(b->weights[i].data);
     free(b->weights);
@@ -485,9 +532,9 @@ int rf_gpu_backend_kv_copy(rf_gpu_backend_t *b, uint32_t src, uint32_t dst)
     size_t block = (size_t)hp->n_head_kv * b->block_size * hp->head_dim_k * 2;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (rf_gpu_memcpy_d2d((char *)b->k_cache[l] + dst * block,
-                              (char *)b->k_cache[l] + src * block, block, NULL) < 0 ||
+                              (char *)b->k_cache[l] + src * block, block, b->stream) < 0 ||
             rf_gpu_memcpy_d2d((char *)b->v_cache[l] + dst * block,
-                              (char *)b->v_cache[l] + src * block, block, NULL) < 0)
+                              (char *)b->v_cache[l] + src * block, block, b->stream) < 0)
             return RF_EGPU;
     }
     return 0;
@@ -514,13 +561,13 @@ static int matmul(rf_gpu_backend_t *b, const rf_weight_t *w, const void *bias, c
         (type == RF_TYPE_F16 || type == RF_TYPE_BF16 || type == RF_TYPE_F32)) {
         int rc = rf_kernel_gemm_f32(b->blas, type, dev_of(b, w), x, y, (int64_t)w->ne[1],
                                     (int64_t)w->ne[0], (int)n_tokens, b->gemm_ws,
-                                    b->gemm_ws_bytes, NULL);
+                                    b->gemm_ws_bytes, b->stream);
         if (rc == 0 && bias != NULL)
-            rc = rf_kernel_add_bias_f32(y, bias, n_tokens, (int64_t)w->ne[1], NULL);
+            rc = rf_kernel_add_bias_f32(y, bias, n_tokens, (int64_t)w->ne[1], b->stream);
         return rc;
     }
     return rf_kernel_matmul_f32(type, dev_of(b, w), x, y, bias, (int64_t)w->ne[1],
-                                (int64_t)w->ne[0], (int)n_tokens, NULL);
+                                (int64_t)w->ne[0], (int)n_tokens, b->stream);
 }
 
 
@@ -565,6 +612,152 @@ static int validate(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
                               rf_strerror(launch_rc_));                                 \
     } while (0)
 
+/* Every op of the plan, then the greedy reduction, as launches on b->stream
+ * (capturable: no host waits, no copies from pageable memory). n_greedy
+ * rows listed in d_greedy_rows are reduced into d_greedy_tok / _lp. */
+static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t n_greedy,
+                    int32_t context, rf_err_t *err)
+{
+    const rf_model_t *m = b->model;
+    const rf_hparams_t *hp = &m->hp;
+    const rf_plan_t *p = &m->plan;
+    const float scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    uint32_t rows = n; /* rows live in the buffers */
+    for (size_t i = 0; i < p->n_ops; i++) {
+        const rf_op_t *op = &p->ops[i];
+        float *dst = b->buf[op->dst];
+        const float *src = op->src != RF_BUF_NONE ? b->buf[op->src] : NULL;
+        switch (op->kind) {
+        case RF_OP_EMBED: {
+            const rf_weight_t *w = op->w[0];
+            LAUNCH(rf_kernel_get_rows_f32(w->type, dev_of(b, w), (int64_t)w->ne[1],
+                                          (int64_t)w->ne[0], b->d_tokens, (int)n, dst, b->stream));
+            break;
+        }
+        case RF_OP_RMSNORM:
+            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]), rows,
+                                         p->width[op->dst], hp->rms_eps, b->stream));
+            break;
+        case RF_OP_HEAD_RMSNORM:
+            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]),
+                                         (int64_t)rows * (p->width[op->dst] / op->head_dim),
+                                         op->head_dim, hp->rms_eps, b->stream));
+            break;
+        case RF_OP_MATMUL:
+            LAUNCH(matmul(b, op->w[0], op->bias ? dev_of(b, op->bias) : NULL, src, dst, rows));
+            break;
+        case RF_OP_ROPE:
+            LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
+                                      (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
+                                      (int)hp->n_rot, 0, hp->rope_kind == RF_ROPE_NEOX,
+                                      hp->rope_freq_base, hp->rope_freq_scale,
+                                      op->w[0] ? dev_of(b, op->w[0]) : NULL, b->stream));
+            break;
+        case RF_OP_ATTENTION: {
+            uint32_t l = (uint32_t)op->layer;
+            LAUNCH(rf_kernel_kv_store_f16(b->k_cache[l], b->v_cache[l], b->buf[op->src2],
+                                          b->buf[op->src3], 0, 0, b->d_tables,
+                                          (int)b->max_blocks, b->d_seq, b->d_pos, (int)rows,
+                                          (int)hp->n_head_kv, (int)hp->head_dim_k,
+                                          (int)b->block_size, b->stream));
+            LAUNCH(rf_kernel_paged_attention_f32(dst, src, 0, b->k_cache[l], b->v_cache[l],
+                                                 b->d_tables, (int)b->max_blocks, b->d_seq,
+                                                 b->d_pos, (int)rows, (int)hp->n_head,
+                                                 (int)hp->n_head_kv, (int)hp->head_dim_k,
+                                                 (int)b->block_size, scale, context,
+                                                 b->workspace, b->workspace_bytes, b->stream));
+            break;
+        }
+        case RF_OP_SWIGLU:
+            LAUNCH(rf_kernel_swiglu_f32(dst, dst, src, rows, p->width[op->dst], 0, 0, b->stream));
+            break;
+        case RF_OP_ADD:
+            LAUNCH(rf_kernel_add_f32(dst, dst, src, (int64_t)rows * p->width[op->dst], b->stream));
+            break;
+        case RF_OP_OUTPUT_ROWS: {
+            /* Keep the logits rows of dst and src, packed to the front: a
+             * gather into scratch, then back. */
+            rf_buf_t bufs[2] = {op->dst, op->src};
+            for (int k = 0; k < 2; k++) {
+                uint32_t w = p->width[bufs[k]];
+                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, b->buf[bufs[k]], rows, w, b->d_rows,
+                                              (int)n_logits, b->scratch, b->stream));
+                if (n_logits > 0 && rf_gpu_memcpy_d2d(b->buf[bufs[k]], b->scratch,
+                                                      (size_t)n_logits * w * sizeof(float),
+                                                      b->stream) < 0)
+                    return gpu_fail(err, RF_EGPU, "packing the output rows");
+            }
+            rows = n_logits;
+            break;
+        }
+        case RF_OP_LOGITS: {
+            const rf_weight_t *w = op->w[0];
+            if (rows != n_logits) {
+                /* No OUTPUT_ROWS in the plan: gather the logits rows now. */
+                uint32_t width = p->width[op->src];
+                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, src, rows, width, b->d_rows,
+                                              (int)n_logits, b->scratch, b->stream));
+                src = b->scratch;
+            }
+            if (n_logits > 0)
+                LAUNCH(matmul(b, w, NULL, src, b->d_logits, n_logits));
+            break;
+        }
+        case RF_OP_MOE:
+        default:
+            return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: op %s is not supported on "
+                              "the GPU", rf_op_name(op->kind));
+        }
+    }
+    if (n_greedy > 0 &&
+        rf_kernel_argmax_f32(b->d_logits, b->d_greedy_rows, (int)n_greedy, (int64_t)hp->n_vocab,
+                             b->d_greedy_tok, b->d_greedy_lp, b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "the greedy choice on the device");
+    return 0;
+}
+
+/* Graphs cost their capture once; decode steps of one shape repeat. Only
+ * small batches (all GEMV: the BLAS is never captured) are graphed. */
+static int run_graphed(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t n_greedy,
+                       int32_t context, rf_err_t *err)
+{
+    const size_t n_slots = sizeof b->graphs / sizeof b->graphs[0];
+    struct graph_entry *e = NULL, *oldest = &b->graphs[0];
+    for (size_t i = 0; i < n_slots; i++) {
+        struct graph_entry *g = &b->graphs[i];
+        if (g->graph != NULL && g->n == n && g->n_logits == n_logits && g->n_greedy == n_greedy &&
+            g->context == context) {
+            e = g;
+            break;
+        }
+        if (g->used < oldest->used)
+            oldest = g;
+    }
+    if (e == NULL) {
+        e = oldest;
+        rf_gpu_graph_destroy(e->graph);
+        memset(e, 0, sizeof *e);
+        if (rf_gpu_capture_begin(b->stream) < 0)
+            return gpu_fail(err, RF_EGPU, "starting a graph capture");
+        int rc = run_plan(b, n, n_logits, n_greedy, context, err);
+        rf_gpu_graph_t g = NULL;
+        int crc = rf_gpu_capture_end(b->stream, &g);
+        if (rc < 0) {
+            rf_gpu_graph_destroy(g);
+            return rc;
+        }
+        if (crc < 0)
+            return gpu_fail(err, RF_EGPU, "capturing a decode step as a graph (set "
+                            "RF_GPU_GRAPHS=0 to run without graphs)");
+        *e = (struct graph_entry){.n = n, .n_logits = n_logits, .n_greedy = n_greedy,
+                                  .context = context, .graph = g};
+    }
+    e->used = ++b->tick;
+    if (rf_gpu_graph_launch(e->graph, b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "launching a decode graph");
+    return 0;
+}
+
 int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
 {
     b->n_batch = 0;
@@ -577,9 +770,7 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
     rc = reserve(b, batch->n_tokens, err);
     if (rc < 0)
         return rc;
-    const rf_model_t *m = b->model;
-    const rf_hparams_t *hp = &m->hp;
-    const rf_plan_t *p = &m->plan;
+    const rf_hparams_t *hp = &b->model->hp;
     uint32_t n = batch->n_tokens;
 
     uint32_t n_logits = 0;
@@ -602,135 +793,62 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
         if (batch->positions[i] > max_pos)
             max_pos = batch->positions[i];
     }
-    /* Block tables of the sequences in the batch (others stay padding). */
+    /* Stage everything the step reads in pinned memory, then one
+     * asynchronous copy per array: tables (sequences of the batch; the
+     * rest padding), tokens, positions, sequence ids, logits rows, greedy
+     * rows. */
+    int32_t *tables = b->h_stage, *st_tok = tables + (size_t)b->max_seqs * b->max_blocks;
+    int32_t *st_pos = st_tok + n, *st_seq = st_pos + n, *st_rows = st_seq + n;
+    int32_t *st_greedy = st_rows + n;
     for (uint32_t i = 0; i < n; i++) {
-        int32_t s = batch->seq_ids[i];
-        int32_t *row = b->h_tables + (size_t)s * b->max_blocks;
+        int32_t sq = batch->seq_ids[i];
+        int32_t *row = tables + (size_t)sq * b->max_blocks;
         for (uint32_t k = 0; k < b->max_blocks; k++)
-            row[k] = k < b->table_len[s] ? (int32_t)b->table[s][k] : 0;
+            row[k] = k < b->table_len[sq] ? (int32_t)b->table[sq][k] : 0;
     }
-    if (rf_gpu_memcpy_h2d(b->d_tables, b->h_tables,
-                          (size_t)b->max_seqs * b->max_blocks * sizeof(int32_t)) < 0 ||
-        rf_gpu_memcpy_h2d(b->d_tokens, batch->tokens, n * sizeof(int32_t)) < 0 ||
-        rf_gpu_memcpy_h2d(b->d_pos, batch->positions, n * sizeof(int32_t)) < 0 ||
-        rf_gpu_memcpy_h2d(b->d_seq, batch->seq_ids, n * sizeof(int32_t)) < 0 ||
-        (n_logits > 0 &&
-         rf_gpu_memcpy_h2d(b->d_rows, b->logit_rows, n_logits * sizeof(int32_t)) < 0))
-        return gpu_fail(err, RF_EGPU, "uploading the batch");
-
-    const float scale = 1.0f / sqrtf((float)hp->head_dim_k);
-    uint32_t rows = n; /* rows live in the buffers */
-    for (size_t i = 0; i < p->n_ops; i++) {
-        const rf_op_t *op = &p->ops[i];
-        float *dst = b->buf[op->dst];
-        const float *src = op->src != RF_BUF_NONE ? b->buf[op->src] : NULL;
-        switch (op->kind) {
-        case RF_OP_EMBED: {
-            const rf_weight_t *w = op->w[0];
-            LAUNCH(rf_kernel_get_rows_f32(w->type, dev_of(b, w), (int64_t)w->ne[1],
-                                          (int64_t)w->ne[0], b->d_tokens, (int)n, dst, NULL));
-            break;
-        }
-        case RF_OP_RMSNORM:
-            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]), rows,
-                                         p->width[op->dst], hp->rms_eps, NULL));
-            break;
-        case RF_OP_HEAD_RMSNORM:
-            LAUNCH(rf_kernel_rmsnorm_f32(dst, src, dev_of(b, op->w[0]),
-                                         (int64_t)rows * (p->width[op->dst] / op->head_dim),
-                                         op->head_dim, hp->rms_eps, NULL));
-            break;
-        case RF_OP_MATMUL:
-            LAUNCH(matmul(b, op->w[0], op->bias ? dev_of(b, op->bias) : NULL, src, dst, rows));
-            break;
-        case RF_OP_ROPE:
-            LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
-                                      (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
-                                      (int)hp->n_rot, 0, hp->rope_kind == RF_ROPE_NEOX,
-                                      hp->rope_freq_base, hp->rope_freq_scale,
-                                      op->w[0] ? dev_of(b, op->w[0]) : NULL, NULL));
-            break;
-        case RF_OP_ATTENTION: {
-            uint32_t l = (uint32_t)op->layer;
-            LAUNCH(rf_kernel_kv_store_f16(b->k_cache[l], b->v_cache[l], b->buf[op->src2],
-                                          b->buf[op->src3], 0, 0, b->d_tables,
-                                          (int)b->max_blocks, b->d_seq, b->d_pos, (int)rows,
-                                          (int)hp->n_head_kv, (int)hp->head_dim_k,
-                                          (int)b->block_size, NULL));
-            LAUNCH(rf_kernel_paged_attention_f32(dst, src, 0, b->k_cache[l], b->v_cache[l],
-                                                 b->d_tables, (int)b->max_blocks, b->d_seq,
-                                                 b->d_pos, (int)rows, (int)hp->n_head,
-                                                 (int)hp->n_head_kv, (int)hp->head_dim_k,
-                                                 (int)b->block_size, scale, max_pos + 1,
-                                                 b->workspace, b->workspace_bytes, NULL));
-            break;
-        }
-        case RF_OP_SWIGLU:
-            LAUNCH(rf_kernel_swiglu_f32(dst, dst, src, rows, p->width[op->dst], 0, 0, NULL));
-            break;
-        case RF_OP_ADD:
-            LAUNCH(rf_kernel_add_f32(dst, dst, src, (int64_t)rows * p->width[op->dst], NULL));
-            break;
-        case RF_OP_OUTPUT_ROWS: {
-            /* Keep the logits rows of dst and src, packed to the front: a
-             * gather into scratch, then back. */
-            rf_buf_t bufs[2] = {op->dst, op->src};
-            for (int k = 0; k < 2; k++) {
-                uint32_t w = p->width[bufs[k]];
-                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, b->buf[bufs[k]], rows, w, b->d_rows,
-                                              (int)n_logits, b->scratch, NULL));
-                if (n_logits > 0 && rf_gpu_memcpy_d2d(b->buf[bufs[k]], b->scratch,
-                                                      (size_t)n_logits * w * sizeof(float),
-                                                      NULL) < 0)
-                    return gpu_fail(err, RF_EGPU, "packing the output rows");
-            }
-            rows = n_logits;
-            break;
-        }
-        case RF_OP_LOGITS: {
-            const rf_weight_t *w = op->w[0];
-            if (rows != n_logits) {
-                /* No OUTPUT_ROWS in the plan: gather the logits rows now. */
-                uint32_t width = p->width[op->src];
-                LAUNCH(rf_kernel_get_rows_f32(RF_TYPE_F32, src, rows, width, b->d_rows,
-                                              (int)n_logits, b->scratch, NULL));
-                src = b->scratch;
-            }
-            if (n_logits > 0)
-                LAUNCH(matmul(b, w, NULL, src, b->d_logits, n_logits));
-            break;
-        }
-        case RF_OP_MOE:
-        default:
-            return rf_err_set(err, RF_EUNSUPPORTED, "gpu backend: op %s is not supported on "
-                              "the GPU", rf_op_name(op->kind));
-        }
-    }
-    /* Greedy rows: reduce on the device, 8 bytes back each. Full rows: the
-     * logits themselves, one copy per run of consecutive full rows. */
+    memcpy(st_tok, batch->tokens, n * sizeof(int32_t));
+    memcpy(st_pos, batch->positions, n * sizeof(int32_t));
+    memcpy(st_seq, batch->seq_ids, n * sizeof(int32_t));
+    memcpy(st_rows, b->logit_rows, n_logits * sizeof(int32_t));
     uint32_t n_greedy = 0;
     for (uint32_t r = 0; r < n_logits; r++)
         if (b->row_greedy[r])
-            b->h_greedy_rows[n_greedy++] = (int32_t)r;
-    if (n_greedy > 0) {
-        if (rf_gpu_memcpy_h2d(b->d_greedy_rows, b->h_greedy_rows,
-                              n_greedy * sizeof(int32_t)) < 0 ||
-            rf_kernel_argmax_f32(b->d_logits, b->d_greedy_rows, (int)n_greedy,
-                                 (int64_t)hp->n_vocab, b->d_greedy_tok, b->d_greedy_lp,
-                                 NULL) < 0 ||
-            rf_gpu_memcpy_d2h(b->h_greedy_rows, b->d_greedy_tok,
-                              n_greedy * sizeof(int32_t)) < 0 ||
-            rf_gpu_memcpy_d2h(b->h_logits, b->d_greedy_lp, n_greedy * sizeof(float)) < 0)
-            return gpu_fail(err, RF_EGPU, "the greedy choice on the device");
-        /* Scatter to logits-row order (h_logits served as staging). */
-        uint32_t k = 0;
-        for (uint32_t r = 0; r < n_logits; r++)
-            if (b->row_greedy[r]) {
-                b->h_greedy_tok[r] = b->h_greedy_rows[k];
-                b->h_greedy_lp[r] = b->h_logits[k];
-                k++;
-            }
+            st_greedy[n_greedy++] = (int32_t)r;
+    if (rf_gpu_memcpy_h2d_async(b->d_tables, tables,
+                                (size_t)b->max_seqs * b->max_blocks * sizeof(int32_t),
+                                b->stream) < 0 ||
+        rf_gpu_memcpy_h2d_async(b->d_tokens, st_tok, n * sizeof(int32_t), b->stream) < 0 ||
+        rf_gpu_memcpy_h2d_async(b->d_pos, st_pos, n * sizeof(int32_t), b->stream) < 0 ||
+        rf_gpu_memcpy_h2d_async(b->d_seq, st_seq, n * sizeof(int32_t), b->stream) < 0 ||
+        rf_gpu_memcpy_h2d_async(b->d_rows, st_rows, n_logits * sizeof(int32_t), b->stream) < 0 ||
+        rf_gpu_memcpy_h2d_async(b->d_greedy_rows, st_greedy, n_greedy * sizeof(int32_t),
+                                b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "uploading the batch");
+
+    /* Attention's grid is sized by the longest context: graphs key on it
+     * rounded up to a power of two (at least 256), direct runs use it. */
+    int32_t context = max_pos + 1;
+    bool graphed = b->use_graphs && n < GEMM_MIN_TOKENS;
+    if (graphed) {
+        int32_t c = 256;
+        while (c < context)
+            c *= 2;
+        context = c < (int32_t)b->n_ctx ? c : (int32_t)b->n_ctx;
+        if (context < max_pos + 1)
+            context = max_pos + 1;
     }
+    rc = graphed ? run_graphed(b, n, n_logits, n_greedy, context, err)
+                 : run_plan(b, n, n_logits, n_greedy, context, err);
+    if (rc < 0)
+        return rc;
+
+    /* Back: greedy choices (8 bytes a row), full logits rows in runs. */
+    if (n_greedy > 0 &&
+        (rf_gpu_memcpy_d2h_async(b->h_out_tok, b->d_greedy_tok, n_greedy * sizeof(int32_t),
+                                 b->stream) < 0 ||
+         rf_gpu_memcpy_d2h_async(b->h_out_lp, b->d_greedy_lp, n_greedy * sizeof(float),
+                                 b->stream) < 0))
+        return gpu_fail(err, RF_EGPU, "reading the greedy choices back");
     for (uint32_t r = 0; r < n_logits;) {
         if (b->row_greedy[r]) {
             r++;
@@ -740,11 +858,19 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
         while (end < n_logits && !b->row_greedy[end])
             end++;
         size_t row = hp->n_vocab;
-        if (rf_gpu_memcpy_d2h(b->h_logits + r * row, b->d_logits + r * row,
-                              (size_t)(end - r) * row * sizeof(float)) < 0)
+        if (rf_gpu_memcpy_d2h_async(b->h_logits + r * row, b->d_logits + r * row,
+                                    (size_t)(end - r) * row * sizeof(float), b->stream) < 0)
             return gpu_fail(err, RF_EGPU, "reading the logits back");
         r = end;
     }
+    if (rf_gpu_stream_sync(b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "the step on the device");
+    for (uint32_t r = 0, k = 0; r < n_logits; r++)
+        if (b->row_greedy[r]) {
+            b->h_greedy_tok[r] = b->h_out_tok[k];
+            b->h_greedy_lp[r] = b->h_out_lp[k];
+            k++;
+        }
     for (uint32_t i = 0; i < n; i++)
         b->seq_len[batch->seq_ids[i]]++;
     b->n_batch = n;
