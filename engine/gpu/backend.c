@@ -54,7 +54,6 @@ struct rf_gpu_backend {
     const uint32_t **table;      /* [max_seqs] */
     uint32_t *table_len;         /* [max_seqs] */
     uint32_t *own;               /* default partition or NULL */
-    int32_t *h_tables;           /* [max_seqs][max_blocks] staging */
     int32_t *d_tables;
     uint32_t *seq_count;         /* validation scratch */
     /* batch buffers (device unless h_) */
@@ -66,7 +65,7 @@ struct rf_gpu_backend {
     float *h_logits;
     int32_t *logit_rows, *logit_of;
     int8_t *row_greedy;          /* [cap] logits row r was asked as RF_LOGITS_GREEDY */
-    int32_t *h_greedy_rows, *d_greedy_rows; /* logits rows to reduce on the device */
+    int32_t *d_greedy_rows;      /* logits rows to reduce on the device */
     int32_t *d_greedy_tok, *h_greedy_tok;   /* [cap] by logits row */
     float *d_greedy_lp, *h_greedy_lp;
     void *workspace;
@@ -197,14 +196,13 @@ static void free_batch(rf_gpu_backend_t *b)
     free(b->logit_rows);
     free(b->logit_of);
     free(b->row_greedy);
-    free(b->h_greedy_rows);
     free(b->h_greedy_tok);
     free(b->h_greedy_lp);
     rf_gpu_free(b->d_greedy_rows);
     rf_gpu_free(b->d_greedy_tok);
     rf_gpu_free(b->d_greedy_lp);
     b->row_greedy = NULL;
-    b->h_greedy_rows = b->d_greedy_rows = b->h_greedy_tok = b->d_greedy_tok = NULL;
+    b->d_greedy_rows = b->h_greedy_tok = b->d_greedy_tok = NULL;
     b->h_greedy_lp = b->d_greedy_lp = NULL;
     b->scratch = b->d_logits = b->h_logits = NULL;
     b->d_tokens = b->d_pos = b->d_seq = b->d_rows = NULL;
@@ -255,11 +253,10 @@ static int reserve(rf_gpu_backend_t *b, uint32_t n, rf_err_t *err)
     b->logit_rows = malloc(n * sizeof(int32_t));
     b->logit_of = malloc(n * sizeof(int32_t));
     b->row_greedy = malloc(n);
-    b->h_greedy_rows = malloc(n * sizeof(int32_t));
     b->h_greedy_tok = malloc(n * sizeof(int32_t));
     b->h_greedy_lp = malloc(n * sizeof(float));
     if (rc < 0 || b->h_logits == NULL || b->logit_rows == NULL || b->logit_of == NULL ||
-        b->row_greedy == NULL || b->h_greedy_rows == NULL || b->h_greedy_tok == NULL ||
+        b->row_greedy == NULL || b->h_greedy_tok == NULL ||
         b->h_greedy_lp == NULL) {
         free_batch(b);
         return rf_err_set(err, rc < 0 ? RF_EGPU : -ENOMEM, "gpu backend: out of %s memory for "
@@ -413,11 +410,10 @@ int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
     b->table = calloc(o.max_seqs, sizeof *b->table);
     b->table_len = calloc(o.max_seqs, sizeof *b->table_len);
     b->seq_count = calloc(o.max_seqs, sizeof *b->seq_count);
-    b->h_tables = calloc((size_t)o.max_seqs * b->max_blocks, sizeof *b->h_tables);
     if (!b->paged)
         b->own = malloc((size_t)o.max_seqs * b->max_blocks * sizeof *b->own);
     if (b->seq_len == NULL || b->table == NULL || b->table_len == NULL || b->seq_count == NULL ||
-        b->h_tables == NULL || (!b->paged && b->own == NULL)) {
+        (!b->paged && b->own == NULL)) {
         rc = rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
         goto fail;
     }
@@ -461,7 +457,6 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b)
     free(b->table);
     free(b->table_len);
     free(b->seq_count);
-    free(b->h_tables);
     free(b->own);
     free(b);
 }
