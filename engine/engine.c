@@ -40,6 +40,16 @@ bool rf_engine_gpu_available(void)
 #endif
 }
 
+int rf_engine_gpu_count(void)
+{
+#ifdef RF_HAVE_GPU
+    int n = 0;
+    return rf_gpu_device_count(&n) == 0 ? n : 0;
+#else
+    return 0;
+#endif
+}
+
 static uint32_t default_ctx(const rf_model_t *m, uint32_t n_ctx)
 {
     if (n_ctx != 0)

@@ -104,6 +104,8 @@ const char *rf_engine_device_name(const rf_engine_t *e);
 bool rf_engine_on_gpu(const rf_engine_t *e);
 /* Whether this build has a GPU backend and a device is present. */
 bool rf_engine_gpu_available(void);
+/* GPUs present (0 in builds without a GPU backend). */
+int rf_engine_gpu_count(void);
 
 const rf_model_t *rf_engine_model(const rf_engine_t *e);
 const rf_hparams_t *rf_engine_hparams(const rf_engine_t *e);

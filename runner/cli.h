@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum { RF_EXIT_OK = 0, RF_EXIT_FAIL = 1, RF_EXIT_USAGE = 2 };
@@ -26,6 +27,10 @@ int rf__cmd_score(int argc, char **argv);
 int rf__cmd_quantize(int argc, char **argv);
 int rf__cmd_submit(int argc, char **argv);
 int rf__cmd_run(int argc, char **argv);
+/* launcher.c: run one worker process per GPU in gpus[n_workers] (gpus NULL:
+ * n_workers on the device the options choose); argv as rf__cmd_run got it. */
+int rf__run_launch(int argc, char **argv, const int *gpus, int n_workers, const char *db_path,
+                   bool quiet);
 int rf__cmd_runs(int argc, char **argv);
 int rf__cmd_status(int argc, char **argv);
 int rf__cmd_export(int argc, char **argv);

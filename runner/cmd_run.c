@@ -36,6 +36,8 @@ static void run_usage(FILE *out)
             "      --device cpu|gpu|auto   backend (default auto: the GPU when this build has\n"
             "                              the GPU backend and a device is present)\n"
             "      --gpu N                 which GPU (default 0)\n"
+            "      --gpus all|0,1,...      one worker process per GPU, all on DB\n"
+            "      --workers N             N worker processes on the chosen device\n"
             "      --gpu-memory F          GPU: fraction of device memory to use; the KV pool\n"
             "                              takes what the weights leave (default 0.90)\n"
             "  -t, --threads N             CPU threads (default: all cores)\n"
@@ -155,7 +157,7 @@ int rf__cmd_run(int argc, char **argv)
 {
     enum { O_DEVICE = 256, O_MAX_SEQS, O_MAX_BATCHED, O_UNTIL_EMPTY, O_WATCH, O_POLL, O_LEASE,
            O_CKPT, O_ZSTD, O_WORKER, O_PROGRESS, O_STOP_AFTER, O_KV_MEMORY, O_KV_BLOCK,
-           O_GPU, O_GPU_MEMORY };
+           O_GPU, O_GPU_MEMORY, O_WORKERS, O_GPUS };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"threads", required_argument, NULL, 't'},
         {"ctx", required_argument, NULL, 'c'}, {"device", required_argument, NULL, O_DEVICE},
@@ -172,13 +174,24 @@ int rf__cmd_run(int argc, char **argv)
         {"kv-block-size", required_argument, NULL, O_KV_BLOCK},
         {"gpu", required_argument, NULL, O_GPU},
         {"gpu-memory", required_argument, NULL, O_GPU_MEMORY},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"gpus", required_argument, NULL, O_GPUS},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *device = "auto";
     long threads = 0, ctx = 0, max_seqs = 8, max_batched = 512, poll = 500, lease = 60000,
          ckpt = 64, level = 3, stop_after = 0, kv_block = 16;
     uint64_t kv_memory = 0;
-    long gpu_index = 0;
+    long gpu_index = 0, workers = 1;
+    const char *gpus_arg = NULL;
+    /* getopt_long reorders argv: workers get the arguments as given. */
+    char *orig_argv[512];
+    if (argc >= 512) {
+        rf__cli_error("run", "too many arguments (%d)", argc);
+        return RF_EXIT_USAGE;
+    }
+    memcpy(orig_argv, argv, (size_t)argc * sizeof *argv);
+    orig_argv[argc] = NULL;
     double gpu_memory = 0.90;
     rf_worker_options_t wo = {0};
     int c;
@@ -235,6 +248,10 @@ int rf__cmd_run(int argc, char **argv)
             what = "--gpu-memory (a fraction in (0.05, 1])";
             break;
         }
+        case O_WORKERS:
+            ok = parse_long(optarg, 1, 64, &workers); what = "--workers (1..64)";
+            break;
+        case O_GPUS: gpus_arg = optarg; break;
         case O_KV_BLOCK:
             ok = parse_long(optarg, 1, 1024, &kv_block); what = "--kv-block-size (1..1024)";
             break;
@@ -271,6 +288,35 @@ int rf__cmd_run(int argc, char **argv)
         rf__cli_error("run", "%s: no such database (create one with `rocmforge submit %s "
                       "FILE.jsonl`)", db_path, db_path);
         return RF_EXIT_FAIL;
+    }
+    if (gpus_arg != NULL || workers > 1) {
+        int gpus[64], n = 0;
+        if (gpus_arg != NULL && strcmp(gpus_arg, "all") == 0) {
+            n = rf_engine_gpu_count();
+            for (int k = 0; k < n && k < 64; k++)
+                gpus[k] = k;
+            n = n < 64 ? n : 64;
+        } else if (gpus_arg != NULL) {
+            for (const char *q = gpus_arg; *q != '\0' && n < 64;) {
+                char *end;
+                long v = strtol(q, &end, 10);
+                if (end == q || v < 0 || v > 1023 || (*end != ',' && *end != '\0')) {
+                    rf__cli_error("run", "bad value '%s' for --gpus (all, or indices like 0,1,2)",
+                                  gpus_arg);
+                    return RF_EXIT_USAGE;
+                }
+                gpus[n++] = (int)v;
+                q = *end == ',' ? end + 1 : end;
+            }
+        }
+        if (gpus_arg != NULL && n == 0) {
+            rf__cli_error("run", "--gpus %s: no GPU found (this build has %s GPU backend)",
+                          gpus_arg, rf_engine_gpu_available() ? "a" : "no usable");
+            return RF_EXIT_FAIL;
+        }
+        int rc = rf__run_launch(argc, orig_argv, gpus_arg ? gpus : NULL,
+                                gpus_arg ? n : (int)workers, db_path, wo.progress == -1);
+        return rc;
     }
 
     int status = RF_EXIT_FAIL;

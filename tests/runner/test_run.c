@@ -411,3 +411,44 @@ Test(run, full_disk_stops_cleanly, .timeout = 300)
     free(ref);
     free(got);
 }
+
+/* `run --workers 2`: the launcher starts two worker processes on one
+ * database (the claiming logic `--gpus` uses, one worker per GPU); every
+ * job is done once by one of them, the outputs equal one worker's, and a
+ * SIGTERM to the launcher drains both. */
+Test(run, launcher_workers_share_and_drain, .timeout = 300)
+{
+    const char *model = tiny_model();
+    const char *jobs = write_jobs("launch.jsonl", TWO_JOBS, 4, NULL);
+    char *ref = reference_run(tmp_path("launch-ref.db"), jobs, model, "--max-seqs 2 -t 1");
+    const char *db = tmp_path("launch.db");
+    cli_ok("submit", cli("submit '%s' '%s' --run r --quiet", db, jobs));
+    result_t r = cli("run '%s' -m '%s' --workers 2 --max-seqs 2 -t 1", db, model);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "starting 2 workers") != NULL, "%s", r.err);
+    rf_test_result_free(&r);
+    expect_all_done_once(db, TWO_JOBS);
+    cr_assert_eq(query_i64(db, "SELECT count(DISTINCT worker_id) FROM job_metrics"), 2);
+    cr_assert_eq(query_i64(db, "SELECT max(attempts) FROM jobs"), 1);
+    char *got = export_simple(db, "r");
+    cr_assert_str_eq(ref, got);
+    free(got);
+    free(ref);
+
+    /* Drain: long jobs, SIGTERM to the launcher once checkpoints exist. */
+    const char *long_jobs = write_jobs("launch-long.jsonl", DRAIN_JOBS, 200, NULL);
+    const char *db2 = tmp_path("launch-drain.db");
+    cli_ok("submit", cli("submit '%s' '%s' --run r --quiet", db2, long_jobs));
+    const char *log = tmp_path("launch.log");
+    pid_t pid = spawn_run(db2, model, "--workers 2 --max-seqs 2 -t 1 --checkpoint-tokens 4", log);
+    for (int waited = 0; waited < 30000; waited += 10) {
+        if (query_i64(db2, "SELECT count(*) FROM jobs WHERE checkpoint IS NOT NULL") > 0)
+            break;
+        sleep_ms(10);
+    }
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid), 0, "launcher: %s", rf_test_slurp(log));
+    cr_assert_eq(query_i64(db2, "SELECT count(*) FROM jobs WHERE state = 'running'"), 0);
+    cr_assert_eq(query_i64(db2, "SELECT count(*) FROM workers WHERE stopped_ms IS NOT NULL"), 2,
+                 "both workers drained: %s", rf_test_slurp(log));
+}
