@@ -40,6 +40,8 @@ typedef struct dev_weight {
 struct rf_gpu_backend {
     const rf_model_t *model;
     rf_gpu_info_t info;
+    int device;                  /* index: the current device is per thread, so every
+                                    entry point that touches the device selects it */
     uint32_t n_ctx, max_seqs, block_size, n_blocks, max_blocks;
     bool paged;
     /* weights */
@@ -342,6 +344,7 @@ int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
     b->max_blocks = (o.n_ctx + o.kv_block_size - 1) / o.kv_block_size;
     b->paged = o.kv_paged;
     const rf_hparams_t *hp = &m->hp;
+    b->device = o.device;
     int rc = rf_gpu_set_device(o.device);
     if (rc == 0)
         rc = rf_gpu_device_info(o.device, &b->info);
@@ -440,6 +443,7 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b)
 {
     if (b == NULL)
         return;
+    rf_gpu_set_device(b->device);
     free_batch(b);
     rf_gpu_blas_close(b->blas);
     rf_gpu_stream_destroy(b->stream);
@@ -523,6 +527,8 @@ int rf_gpu_backend_kv_copy(rf_gpu_backend_t *b, uint32_t src, uint32_t dst)
         return RF_ERANGE;
     if (src == dst)
         return 0;
+    if (rf_gpu_set_device(b->device) < 0)
+        return RF_EGPU;
     const rf_hparams_t *hp = &b->model->hp;
     size_t block = (size_t)hp->n_head_kv * b->block_size * hp->head_dim_k * 2;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -762,6 +768,10 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
     int rc = validate(b, batch, err);
     if (rc < 0)
         return rc;
+    /* The engine thread is not the thread that opened the backend, and
+     * the device selection is per thread (--gpu 1 must not run on 0). */
+    if (rf_gpu_set_device(b->device) < 0)
+        return gpu_fail(err, RF_EGPU, "selecting the device");
     rc = reserve(b, batch->n_tokens, err);
     if (rc < 0)
         return rc;
