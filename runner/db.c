@@ -411,11 +411,22 @@ static int configure(rf_db_t *db, rf_err_t *err)
     /* journal_mode answers with the mode in force; anything but "wal" (a
      * file system without shared memory, say) is an error, since the
      * runner's concurrency relies on readers never blocking the writer. */
+    /* Switching a new file to WAL needs an exclusive lock, and SQLite
+     * answers SQLITE_BUSY at once (no busy handler) when another process
+     * opening the same new file holds a lock: retry until the deadline. */
     sqlite3_stmt *stmt;
     rc = rf_db_prepare(db, "PRAGMA journal_mode = WAL", &stmt, err);
     if (rc != 0)
         return rc;
     int step = sqlite3_step(stmt);
+    int64_t deadline = monotonic_ms() + db->busy_timeout_ms;
+    for (int pause_ms = 1; (step & 0xff) == SQLITE_BUSY && monotonic_ms() < deadline;) {
+        sqlite3_reset(stmt);
+        sleep_ms(pause_ms);
+        if (pause_ms < 50)
+            pause_ms *= 2;
+        step = sqlite3_step(stmt);
+    }
     if (step != SQLITE_ROW) {
         rc = rf_db_error(db, step, "PRAGMA journal_mode = WAL", err);
         rf_db_done(stmt);
