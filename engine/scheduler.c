@@ -895,8 +895,8 @@ int rf_sched_step(rf_sched_t *s, rf_err_t *err)
          * decoder (skipping it would leave a lone request preempted and
          * readmitted forever). */
         match_prefix(s, r);
-        uint32_t todo = r->n_known - r->n_computed;
-        uint32_t take = todo < budget ? todo : budget;
+        uint32_t left = r->n_known - r->n_computed;
+        uint32_t take = left < budget ? left : budget; /* tokens still to compute */
         int rc = make_room(s, r, take);
         if (rc == RF_KV_NO_SPACE)
             continue;
