@@ -131,3 +131,33 @@ int rf_model_open(rf_model_t **out, const char *path, const rf_model_options_t *
         rf_err_set(err, rc, "%s: %s", path, rf_strerror(rc));
     return rc;
 }
+
+int rf_batch_check(const rf_batch_t *batch, const rf_batch_limits_t *lim, rf_err_t *err)
+{
+    if (batch->tokens == NULL || batch->positions == NULL || batch->seq_ids == NULL)
+        return rf_err_set(err, RF_ERANGE, "batch: tokens, positions and seq_ids are required");
+    memset(lim->scratch, 0, lim->max_seqs * sizeof *lim->scratch);
+    for (uint32_t i = 0; i < batch->n_tokens; i++) {
+        int32_t tok = batch->tokens[i], seq = batch->seq_ids[i], pos = batch->positions[i];
+        if (tok < 0 || (uint32_t)tok >= lim->n_vocab)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: id %d is outside the vocabulary "
+                              "(0..%u)", i, tok, lim->n_vocab - 1);
+        if (seq < 0 || (uint32_t)seq >= lim->max_seqs)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: sequence %d is outside 0..%u "
+                              "(raise max_seqs)", i, seq, lim->max_seqs - 1);
+        uint32_t expected = lim->seq_len[seq] + lim->scratch[seq];
+        if (pos < 0 || (uint32_t)pos != expected)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d, "
+                              "expected %u (positions continue the sequence's cache; truncate "
+                              "it to go back)", i, pos, seq, expected);
+        if (expected >= lim->n_ctx)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
+                              "past n_ctx = %u", i, pos, seq, lim->n_ctx);
+        if (expected >= (uint64_t)lim->table_len[seq] * lim->block_size)
+            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
+                              "past its %u KV blocks (bind a longer block table)", i, pos, seq,
+                              lim->table_len[seq]);
+        lim->scratch[seq]++;
+    }
+    return 0;
+}

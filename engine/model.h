@@ -180,6 +180,20 @@ typedef struct rf_batch {
                                  logits; NULL: the last token of each sequence */
 } rf_batch_t;
 
+/* The sequence state a backend keeps, for rf_batch_check. */
+typedef struct rf_batch_limits {
+    uint32_t n_vocab, max_seqs, n_ctx, block_size;
+    const uint32_t *seq_len;    /* [max_seqs] positions each sequence holds */
+    const uint32_t *table_len;  /* [max_seqs] KV blocks in each sequence's table */
+    uint32_t *scratch;          /* [max_seqs] overwritten */
+} rf_batch_limits_t;
+
+/* The check every backend makes before an eval: token ids in the
+ * vocabulary, sequence ids in range, positions continuing each sequence's
+ * cache, within n_ctx and the sequence's KV blocks. Returns 0 or RF_ERANGE
+ * with err naming the batch index. */
+int rf_batch_check(const rf_batch_t *batch, const rf_batch_limits_t *lim, rf_err_t *err);
+
 /* What a batch token's logits are needed for. A backend may answer
  * RF_LOGITS_GREEDY with the greedy token and its log-probability only
  * (rf_engine_greedy) instead of the whole row (the GPU backend does: a few

@@ -460,33 +460,11 @@ const float *rf_cpu_backend_logits(const rf_cpu_backend_t *b, uint32_t i)
 
 static int validate(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
 {
-    const rf_hparams_t *hp = &b->model->hp;
-    if (batch->tokens == NULL || batch->positions == NULL || batch->seq_ids == NULL)
-        return rf_err_set(err, RF_ERANGE, "batch: tokens, positions and seq_ids are required");
-    memset(b->seq_count, 0, b->max_seqs * sizeof *b->seq_count);
-    for (uint32_t i = 0; i < batch->n_tokens; i++) {
-        int32_t tok = batch->tokens[i], seq = batch->seq_ids[i], pos = batch->positions[i];
-        if (tok < 0 || (uint32_t)tok >= hp->n_vocab)
-            return rf_err_set(err, RF_ERANGE, "batch token %u: id %d is outside the vocabulary "
-                              "(0..%u)", i, tok, hp->n_vocab - 1);
-        if (seq < 0 || (uint32_t)seq >= b->max_seqs)
-            return rf_err_set(err, RF_ERANGE, "batch token %u: sequence %d is outside 0..%u "
-                              "(raise max_seqs)", i, seq, b->max_seqs - 1);
-        uint32_t expected = b->kv.seq_len[seq] + b->seq_count[seq];
-        if (pos < 0 || (uint32_t)pos != expected)
-            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d, "
-                              "expected %u (positions continue the sequence's cache; truncate "
-                              "it to go back)", i, pos, seq, expected);
-        if (expected >= b->n_ctx)
-            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
-                              "past n_ctx = %u", i, pos, seq, b->n_ctx);
-        if (expected >= (uint64_t)b->kv.table_len[seq] * b->kv.block_size)
-            return rf_err_set(err, RF_ERANGE, "batch token %u: position %d of sequence %d is "
-                              "past its %u KV blocks (bind a longer block table)", i, pos, seq,
-                              b->kv.table_len[seq]);
-        b->seq_count[seq]++;
-    }
-    return 0;
+    rf_batch_limits_t lim = {.n_vocab = b->model->hp.n_vocab, .max_seqs = b->max_seqs,
+                             .n_ctx = b->n_ctx, .block_size = b->kv.block_size,
+                             .seq_len = b->kv.seq_len, .table_len = b->kv.table_len,
+                             .scratch = b->seq_count};
+    return rf_batch_check(batch, &lim, err);
 }
 
 int rf_cpu_backend_eval(rf_cpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
