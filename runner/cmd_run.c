@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,21 @@ static int hash_file(const char *path, char out[32])
     h ^= h >> 29;
     snprintf(out, 32, "fh64:%016" PRIx64, h);
     return 0;
+}
+
+/* The model's hash runs on its own thread while the engine loads the model:
+ * reading a large file twice one after the other doubled the start-up. */
+typedef struct {
+    const char *path;
+    char hash[32];
+    int rc;
+} hash_job_t;
+
+static void *hash_thread(void *arg)
+{
+    hash_job_t *j = arg;
+    j->rc = hash_file(j->path, j->hash);
+    return NULL;
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -324,12 +340,13 @@ int rf__cmd_run(int argc, char **argv)
     rf_engine_t *e = NULL;
     rf_sched_t *sched = NULL;
     rf_err_t err = {0};
-    char hash[32];
-    int rc = hash_file(model, hash);
-    if (rc < 0) {
-        rf__cli_error("run", "%s: %s", model, strerror(-rc));
-        return RF_EXIT_FAIL;
-    }
+    int64_t load_start = rf__cli_now_ms();
+    hash_job_t hj = {.path = model};
+    pthread_t hasher;
+    bool hashing = pthread_create(&hasher, NULL, hash_thread, &hj) == 0;
+    int rc;
+    if (!hashing)
+        hash_thread(&hj);
     if (rf__cli_open_db("run", db_path, 0, &db) != 0)
         goto done;
     rf_engine_options_t eo = {.device = dev, .gpu_index = (int)gpu_index,
@@ -338,10 +355,19 @@ int rf__cmd_run(int argc, char **argv)
                               .max_seqs = (uint32_t)max_seqs, .kv_paged = true,
                               .kv_block_size = (uint32_t)kv_block, .kv_memory = kv_memory};
     rc = rf_engine_open(&e, model, &eo, &err);
+    if (hashing) {
+        pthread_join(hasher, NULL);
+        hashing = false;
+    }
     if (rc < 0) {
         rf__cli_error("run", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
         goto done;
     }
+    if (hj.rc < 0) {
+        rf__cli_error("run", "%s: %s", model, strerror(-hj.rc));
+        goto done;
+    }
+    double load_s = (double)(rf__cli_now_ms() - load_start) / 1e3;
     rf_sched_options_t so = {.max_batched_tokens = (uint32_t)max_batched,
                              .max_seqs = (uint32_t)max_seqs,
                              .checkpoint_tokens = (uint32_t)ckpt};
@@ -351,7 +377,7 @@ int rf__cmd_run(int argc, char **argv)
         goto done;
     }
     wo.model_path = model;
-    wo.model_hash = hash;
+    wo.model_hash = hj.hash;
     char device_desc[300];
     snprintf(device_desc, sizeof device_desc, "%s%s", rf_engine_on_gpu(e) ? "gpu:" : "",
              rf_engine_device_name(e));
@@ -367,15 +393,17 @@ int rf__cmd_run(int argc, char **argv)
     else
         snprintf(where, sizeof where, "the CPU (%d threads)", rf_engine_n_threads(e));
     fprintf(stderr, "rocmforge run: %s on %s, context %u, up to %ld sequences, %ld tokens per "
-            "step, KV pool %u blocks of %u positions (%.1f MiB)\n",
+            "step, KV pool %u blocks of %u positions (%.1f MiB), loaded in %.1f s\n",
             model, where, rf_engine_n_ctx(e), max_seqs, max_batched, kv_blocks,
             rf_engine_kv_block_size(e),
-            (double)kv_blocks * (double)rf_engine_kv_block_bytes(e) / (1 << 20));
+            (double)kv_blocks * (double)rf_engine_kv_block_bytes(e) / (1 << 20), load_s);
     rc = rf_worker_run(db, e, sched, &wo, &err);
     if (rc != 0)
         rf__cli_error("run", "%s", err.msg[0] ? err.msg : "failed");
     status = rc == 0 ? RF_EXIT_OK : RF_EXIT_FAIL;
 done:
+    if (hashing)
+        pthread_join(hasher, NULL);
     rf_sched_close(sched);
     rf_engine_close(e);
     if (db != NULL)

@@ -49,6 +49,41 @@ static int skip_option(const char *arg, bool gpu_mode)
     return 0;
 }
 
+/* Completion tokens of the jobs finished since start_ms, and the jobs: the
+ * launcher's summary adds up its workers' work from the database. */
+static void finished_since(rf_db_t *db, int64_t start_ms, int64_t *jobs, int64_t *tokens)
+{
+    *jobs = 0;
+    *tokens = 0;
+    sqlite3_stmt *st = NULL;
+    rf_err_t err = {0};
+    if (rf_db_prepare(db, "SELECT count(*), coalesce(sum((SELECT sum(r.completion_tokens) "
+                          "FROM results r WHERE r.job_id = j.job_id)), 0) FROM jobs j "
+                          "WHERE j.state = 'done' AND j.finished_ms >= ?1", &st, &err) != 0)
+        return;
+    sqlite3_bind_int64(st, 1, start_ms);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *jobs = sqlite3_column_int64(st, 0);
+        *tokens = sqlite3_column_int64(st, 1);
+    }
+    rf_db_done(st);
+}
+
+static void print_summary(const char *db_path, int n_workers, int64_t start_ms)
+{
+    rf_db_t *db = NULL;
+    rf_err_t err = {0};
+    if (rf_db_open(&db, db_path, RF_DB_READONLY, &err) != 0)
+        return;
+    int64_t jobs = 0, tokens = 0;
+    finished_since(db, start_ms, &jobs, &tokens);
+    double secs = (double)(rf__cli_now_ms() - start_ms) / 1e3;
+    fprintf(stderr, "rocmforge run: done: %" PRId64 " jobs completed by %d workers, %" PRId64
+            " tokens generated in %.1f s (%.0f tokens/s, model loading included)\n", jobs,
+            n_workers, tokens, secs, secs > 0 ? (double)tokens / secs : 0.0);
+    rf_db_close(db);
+}
+
 static void print_progress(const char *db_path, int n_alive, int n_workers, int64_t start_ms)
 {
     rf_db_t *db = NULL;
@@ -170,8 +205,10 @@ int rf__run_launch(int argc, char **argv, const int *gpus, int n_workers, const 
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (!quiet)
+    if (!quiet) {
         print_progress(db_path, 0, n_workers, start_ms);
+        print_summary(db_path, n_workers, start_ms);
+    }
     int rc = RF_EXIT_OK;
     for (int k = 0; k < n_workers; k++)
         if (status[k] != 0)

@@ -1089,12 +1089,14 @@ int rf_worker_run(rf_db_t *db, rf_engine_t *e, rf_sched_t *sched,
     uv_signal_start(&w->sigterm, signal_cb, SIGTERM);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     status = w->exit_code;
-    if (status != 0)
+    if (status != 0) {
         rf_err_set(err, RF_EDB, "%s", w->err.msg);
-    else
+    } else {
+        double secs = (double)(wall_ms() - w->start_ms) / 1e3;
         logf_(w, "done: %" PRId64 " jobs completed, %" PRId64 " failed, %" PRId64
-              " tokens generated in %.1f s", w->jobs_done, w->jobs_failed, w->tokens_out,
-              (double)(wall_ms() - w->start_ms) / 1e3);
+              " tokens generated in %.1f s (%.0f tokens/s)", w->jobs_done, w->jobs_failed,
+              w->tokens_out, secs, secs > 0 ? (double)w->tokens_out / secs : 0.0);
+    }
 out_loop:
     uv_loop_close(&w->loop);
 out_comp:
