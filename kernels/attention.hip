@@ -6,16 +6,21 @@
  * block table (layout in kv_store.hip). This is engine/cpu/attention.c on
  * F16 K/V.
  *
- * Flash-decoding split: the context is cut into partitions of ATTN_PART
- * positions. One block per (token, kv head, chunk of up to 8 query heads of
+ * Flash-decoding split: the context is cut into partitions of `part`
+ * positions (a power of two from 32 to 256: 256 when the batch gives the
+ * device enough blocks anyway, smaller for a few tokens so that one decode
+ * token still spreads over many blocks instead of a long serial loop in
+ * eight). One block per (token, kv head, chunk of up to 8 query heads of
  * that kv head, partition) loads each K and V row once for all the query
  * heads it serves:
  *   1. scores: groups of head_dim / 8 lanes take a position each, every lane
  *      one 16-byte piece of the K row; dot products with the pre-scaled
  *      queries in shared memory, reduced by shuffles, into shared scores;
  *   2. per head, the partition's max and the exponentials and their sum;
- *   3. V: each thread owns two dimensions and a slice of the positions;
- *      the slices are added in shared memory.
+ *   3. V: groups of head_dim / 8 lanes take a position each, every lane one
+ *      16-byte piece (8 dimensions) of the V row; the lanes of a warp that
+ *      hold the same dimensions are added by shuffles, the warps in shared
+ *      memory (reusing the space of the queries and scores).
  * A context of one partition is normalised and written out directly.
  * Longer ones write (unnormalised output, max, sum) per partition to the
  * workspace, and a second kernel rescales and adds them. Prefill uses the
@@ -30,15 +35,30 @@
 #include "hip_compat.h"
 #include "kernels.h"
 
-enum { ATTN_THREADS = 128, ATTN_PART = 256, ATTN_MAX_HEADS = 8 };
+/* ATTN_SPLIT: the (token, query head, partition) items below which the
+ * partitions shrink; ATTN_MIN_WARP: the smallest warp (shared memory is
+ * sized for its warp count, ATTN_THREADS / 32). */
+enum { ATTN_THREADS = 128, ATTN_PART = 256, ATTN_MIN_PART = 32, ATTN_MAX_HEADS = 8,
+       ATTN_SPLIT = 2048, ATTN_MIN_WARP = 32 };
 
-/* Shared memory (floats) of one block. */
+/* Shared memory (floats) of one block: max and sum per head, then either
+ * the queries and scores (steps 1-3) or the warps' V sums (the end). */
 static size_t shared_floats(int head_dim)
 {
-    return (size_t)ATTN_MAX_HEADS * head_dim        /* q */
-         + (size_t)ATTN_MAX_HEADS * ATTN_PART       /* scores, then probabilities */
-         + (size_t)(2 * ATTN_THREADS / head_dim) * ATTN_MAX_HEADS * head_dim /* V slices */
-         + 2 * ATTN_MAX_HEADS;                      /* max, sum */
+    const size_t qs = (size_t)ATTN_MAX_HEADS * head_dim + (size_t)ATTN_MAX_HEADS * ATTN_PART;
+    const size_t red = (size_t)(ATTN_THREADS / ATTN_MIN_WARP) * ATTN_MAX_HEADS * head_dim;
+    return 2 * ATTN_MAX_HEADS + (qs > red ? qs : red);
+}
+
+/* Partition size for a launch: the largest power of two from 32 to 256
+ * that still gives ATTN_SPLIT items of work. */
+static int part_for(int n_tokens, int n_heads, int max_context)
+{
+    int part = ATTN_PART;
+    while (part > ATTN_MIN_PART &&
+           (int64_t)n_tokens * n_heads * ((max_context + part - 1) / part) < ATTN_SPLIT)
+        part /= 2;
+    return part;
 }
 
 template <int HD>
@@ -46,19 +66,17 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint16_t *k_cache,
                        const uint16_t *v_cache, const int32_t *block_tables,
                        int max_blocks_per_seq, const int32_t *seq_ids, const int32_t *positions,
-                       int n_heads, int n_kv_heads, int block_size, float scale, int max_parts,
-                       float *ws_acc, float *ws_ml)
+                       int n_heads, int n_kv_heads, int block_size, float scale, int part_len,
+                       int max_parts, float *ws_acc, float *ws_ml)
 {
-    constexpr int LANES = HD / 8;                 /* lanes per position in step 1 */
+    constexpr int LANES = HD / 8;                 /* lanes per position (16 bytes each) */
     constexpr int GROUPS = ATTN_THREADS / LANES;  /* positions per step */
-    constexpr int PAIRS = HD / 2;
-    constexpr int SLICES = ATTN_THREADS / PAIRS;  /* position slices in step 3 */
     extern __shared__ float shared[];
-    float *q_s = shared;                                  /* [8][HD] */
+    float *max_s = shared;                                /* [8] */
+    float *sum_s = max_s + ATTN_MAX_HEADS;                /* [8] */
+    float *q_s = sum_s + ATTN_MAX_HEADS;                  /* [8][HD] */
     float *score_s = q_s + ATTN_MAX_HEADS * HD;           /* [8][ATTN_PART] */
-    float *slice_s = score_s + ATTN_MAX_HEADS * ATTN_PART;/* [SLICES][8][HD] */
-    float *max_s = slice_s + SLICES * ATTN_MAX_HEADS * HD;
-    float *sum_s = max_s + ATTN_MAX_HEADS;
+    float *red_s = q_s;                                   /* [warps][8][HD], at the end */
 
     const int group_size = n_heads / n_kv_heads;
     const int n_chunks = (group_size + ATTN_MAX_HEADS - 1) / ATTN_MAX_HEADS;
@@ -69,12 +87,12 @@ paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint1
     const int h0 = kvh * group_size + chunk * ATTN_MAX_HEADS;
     const int n_h = min(ATTN_MAX_HEADS, group_size - chunk * ATTN_MAX_HEADS);
     const int32_t seq = seq_ids[t], pos = positions[t];
-    const int p0 = part * ATTN_PART;
+    const int p0 = part * part_len;
     if (p0 > pos)
         return; /* the whole block: this partition is past the context */
-    const int p1 = min(p0 + ATTN_PART, pos + 1);
+    const int p1 = min(p0 + part_len, pos + 1);
     const int n_pos = p1 - p0;
-    const int n_parts = pos / ATTN_PART + 1;
+    const int n_parts = pos / part_len + 1;
     const int32_t *table = block_tables + (int64_t)seq * max_blocks_per_seq;
 
     for (int i = threadIdx.x; i < n_h * HD; i += ATTN_THREADS)
@@ -140,42 +158,63 @@ paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint1
     }
     __syncthreads();
 
-    /* 3. probabilities times V */
-    const int pair = threadIdx.x % PAIRS, slice = threadIdx.x / PAIRS;
-    float acc[ATTN_MAX_HEADS][2];
+    /* 3. probabilities times V: lane_in owns dimensions lane_in * 8 .. + 7
+     * of every position its group takes. */
+    float acc[ATTN_MAX_HEADS][8];
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_HEADS; g++)
-        acc[g][0] = acc[g][1] = 0.0f;
-    for (int j = slice; j < n_pos; j += SLICES) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            acc[g][i] = 0.0f;
+    for (int j = group; j < n_pos; j += GROUPS) {
         const int p = p0 + j;
         const int64_t row = ((int64_t)table[p / block_size] * n_kv_heads + kvh) * block_size +
                             p % block_size;
-        const uint32_t raw = *(const uint32_t *)(v_cache + row * HD + 2 * pair);
-        const float v0 = rf_half_to_float((uint16_t)(raw & 0xffffu));
-        const float v1 = rf_half_to_float((uint16_t)(raw >> 16));
+        const uint4 raw = *(const uint4 *)(v_cache + row * HD + lane_in * 8);
+        const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+        float v[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            v[2 * i] = rf_half_to_float((uint16_t)(words[i] & 0xffffu));
+            v[2 * i + 1] = rf_half_to_float((uint16_t)(words[i] >> 16));
+        }
 #pragma unroll
         for (int g = 0; g < ATTN_MAX_HEADS; g++) {
             if (g < n_h) {
                 const float pr = score_s[g * ATTN_PART + j];
-                acc[g][0] += pr * v0;
-                acc[g][1] += pr * v1;
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    acc[g][i] += pr * v[i];
             }
         }
     }
+    /* The lanes of a warp with the same lane_in hold the same dimensions
+     * (a warp is a whole number of groups): add them up by shuffles. */
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_HEADS; g++) {
         if (g < n_h) {
-            slice_s[(slice * ATTN_MAX_HEADS + g) * HD + 2 * pair] = acc[g][0];
-            slice_s[(slice * ATTN_MAX_HEADS + g) * HD + 2 * pair + 1] = acc[g][1];
+            for (int off = LANES; off < RF_WARP_SIZE; off *= 2)
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    acc[g][i] += rf_shfl_xor(acc[g][i], off);
         }
+    }
+    __syncthreads(); /* queries and scores are dead: red_s reuses their space */
+    const int n_warps = ATTN_THREADS / RF_WARP_SIZE;
+    if (lane < LANES) {
+#pragma unroll
+        for (int g = 0; g < ATTN_MAX_HEADS; g++)
+            if (g < n_h)
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    red_s[(warp * ATTN_MAX_HEADS + g) * HD + lane_in * 8 + i] = acc[g][i];
     }
     __syncthreads();
     for (int i = threadIdx.x; i < n_h * HD; i += ATTN_THREADS) {
         const int g = i / HD, d = i % HD;
         float sum = 0.0f;
-#pragma unroll
-        for (int s = 0; s < SLICES; s++)
-            sum += slice_s[(s * ATTN_MAX_HEADS + g) * HD + d];
+        for (int w = 0; w < n_warps; w++)
+            sum += red_s[(w * ATTN_MAX_HEADS + g) * HD + d];
         const int64_t head = (int64_t)t * n_heads + h0 + g;
         if (n_parts == 1) {
             out[head * HD + d] = sum / sum_s[g];
@@ -192,12 +231,12 @@ paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint1
 
 /* Combine the partitions of one (token, head); one thread per dimension. */
 __global__ void attention_reduce_kernel(float *out, const int32_t *positions, int n_heads,
-                                        int head_dim, int max_parts, const float *ws_acc,
-                                        const float *ws_ml)
+                                        int head_dim, int part_len, int max_parts,
+                                        const float *ws_acc, const float *ws_ml)
 {
     const int64_t head = blockIdx.x;
     const int t = (int)(head / n_heads);
-    const int n_parts = positions[t] / ATTN_PART + 1;
+    const int n_parts = positions[t] / part_len + 1;
     if (n_parts == 1)
         return; /* written by the first kernel */
     const float *ml = ws_ml + head * max_parts * 2;
@@ -216,20 +255,31 @@ __global__ void attention_reduce_kernel(float *out, const int32_t *positions, in
     }
 }
 
-static int parts_for(int max_context)
+/* The workspace of a launch of n_tokens at max_context. */
+static size_t workspace_for(int n_tokens, int n_heads, int head_dim, int max_context)
 {
-    return (max_context + ATTN_PART - 1) / ATTN_PART;
+    const int part = part_for(n_tokens, n_heads, max_context);
+    const int parts = (max_context + part - 1) / part;
+    if (parts <= 1)
+        return 0;
+    return (size_t)n_tokens * n_heads * parts * (head_dim + 2) * sizeof(float);
 }
 
+/* Enough for every launch of up to n_tokens tokens and max_context: at
+ * 256-position partitions the size grows with both; a launch whose
+ * partitions shrank has fewer than 2 * ATTN_SPLIT items (the halving that
+ * took it there started below ATTN_SPLIT). */
 extern "C" size_t rf_kernel_paged_attention_workspace(int n_tokens, int n_heads, int head_dim,
                                                       int max_context)
 {
     if (n_tokens <= 0 || n_heads <= 0 || head_dim <= 0 || max_context <= 0)
         return 0;
-    const int parts = parts_for(max_context);
-    if (parts <= 1)
-        return 0;
-    return (size_t)n_tokens * n_heads * parts * (head_dim + 2) * sizeof(float);
+    size_t need = workspace_for(n_tokens, n_heads, head_dim, max_context);
+    if (max_context > ATTN_MIN_PART) {
+        size_t shrunk = (size_t)2 * ATTN_SPLIT * (head_dim + 2) * sizeof(float);
+        need = need > shrunk ? need : shrunk;
+    }
+    return need;
 }
 
 template <int HD>
@@ -241,7 +291,8 @@ static int launch(float *out, const float *q, int64_t q_stride, const void *k_ca
 {
     const int group_size = n_heads / n_kv_heads;
     const int n_chunks = (group_size + ATTN_MAX_HEADS - 1) / ATTN_MAX_HEADS;
-    const int parts = parts_for(max_context);
+    const int part_len = part_for(n_tokens, n_heads, max_context);
+    const int parts = (max_context + part_len - 1) / part_len;
     float *ws_acc = (float *)workspace;
     float *ws_ml = ws_acc == NULL ? NULL
                  : ws_acc + (int64_t)n_tokens * n_heads * parts * HD;
@@ -249,12 +300,12 @@ static int launch(float *out, const float *q, int64_t q_stride, const void *k_ca
     const size_t shared = shared_floats(HD) * sizeof(float);
     paged_attention_kernel<HD><<<grid, ATTN_THREADS, shared, s>>>(
         out, q, q_stride, (const uint16_t *)k_cache, (const uint16_t *)v_cache, block_tables,
-        max_blocks_per_seq, seq_ids, positions, n_heads, n_kv_heads, block_size, scale, parts,
-        ws_acc, ws_ml);
+        max_blocks_per_seq, seq_ids, positions, n_heads, n_kv_heads, block_size, scale, part_len,
+        parts, ws_acc, ws_ml);
     RF_GPU_CHECK_LAUNCH();
     if (parts > 1) {
         attention_reduce_kernel<<<(unsigned)((int64_t)n_tokens * n_heads), HD, 0, s>>>(
-            out, positions, n_heads, HD, parts, ws_acc, ws_ml);
+            out, positions, n_heads, HD, part_len, parts, ws_acc, ws_ml);
         RF_GPU_CHECK_LAUNCH();
     }
     return 0;
@@ -281,12 +332,13 @@ extern "C" int rf_kernel_paged_attention_f32(float *out, const float *q, int64_t
         q_stride = (int64_t)n_heads * head_dim;
     if (q_stride < (int64_t)n_heads * head_dim)
         return RF_KERNEL_EINVAL;
-    const size_t need = rf_kernel_paged_attention_workspace(n_tokens, n_heads, head_dim,
-                                                            max_context);
+    const size_t need = n_tokens > 0 ? workspace_for(n_tokens, n_heads, head_dim, max_context)
+                                     : 0;
     if (n_tokens > 0 && need > 0 && (workspace == NULL || workspace_bytes < need))
         return RF_KERNEL_EINVAL;
     if ((int64_t)n_tokens * n_kv_heads * ((n_heads / n_kv_heads + 7) / 8) > 0x7fffffff ||
-        parts_for(max_context) > 65535)
+        (n_tokens > 0 && (max_context + part_for(n_tokens, n_heads, max_context) - 1) /
+                             part_for(n_tokens, n_heads, max_context) > 65535))
         return RF_KERNEL_EINVAL;
     if (n_tokens == 0)
         return 0;

@@ -68,6 +68,13 @@ int rf_gpu_capture_begin(rf_gpu_stream_t stream);
 int rf_gpu_capture_end(rf_gpu_stream_t stream, rf_gpu_graph_t *out); /* instantiates */
 int rf_gpu_graph_launch(rf_gpu_graph_t graph, rf_gpu_stream_t stream);
 void rf_gpu_graph_destroy(rf_gpu_graph_t graph); /* NULL is fine */
+/* Events, for timing work on a stream: rf_gpu_event_elapsed_ms waits for
+ * `end` and gives the milliseconds between the two records. */
+typedef struct rf_gpu_event *rf_gpu_event_t;
+int rf_gpu_event_create(rf_gpu_event_t *out);
+void rf_gpu_event_destroy(rf_gpu_event_t event); /* NULL is fine */
+int rf_gpu_event_record(rf_gpu_event_t event, rf_gpu_stream_t stream);
+int rf_gpu_event_elapsed_ms(float *ms, rf_gpu_event_t start, rf_gpu_event_t end);
 /* Asynchronous device-to-device copy on a stream (copy.hip). */
 int rf_gpu_memcpy_d2d(void *dst, const void *src, size_t bytes, rf_gpu_stream_t stream);
 
@@ -140,6 +147,15 @@ int rf_kernel_get_rows_f32(int type, const void *weight, int64_t n_rows, int64_t
 int rf_kernel_matmul_f32(int type, const void *weight, const float *x, float *y,
                          const float *bias, int64_t n_out, int64_t n_in, int n_tokens,
                          rf_gpu_stream_t stream);
+
+/* Several matmuls of one input in one launch (Q, K and V; gate and up):
+ * for each k < n_mats, y[k] = x W[k]^T (+ bias[k]) as rf_kernel_matmul_f32,
+ * every W[k] of the same type and n_in, n_mats 1..RF_MATMUL_MAX_SET. For few
+ * tokens, where a launch's fixed cost is a good part of a small matrix's. */
+enum { RF_MATMUL_MAX_SET = 4 };
+int rf_kernel_matmul_set_f32(int type, int n_mats, const void *const *weights, float *const *ys,
+                             const float *const *biases, const int64_t *n_outs, const float *x,
+                             int64_t n_in, int n_tokens, rf_gpu_stream_t stream);
 
 /* ---- paged KV cache and attention (kv_store.hip, attention.hip) ----
  * Per layer, K and V caches are F16 [n_blocks][n_kv_heads][block_size][head_dim];

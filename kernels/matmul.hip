@@ -17,6 +17,10 @@
  * memory. Quants become floats by the 2^23 mantissa trick (an OR and an
  * exact subtraction) instead of the slower int-to-float unit.
  *
+ * One launch may cover up to RF_MATMUL_MAX_SET matrices of the same input
+ * (rf_kernel_matmul_set_f32: Q, K and V; gate and up): the grid is their
+ * blocks end to end, and each block looks up which matrix it computes.
+ *
  * Alignment: quantized and vectorised paths need x and W 16-byte aligned
  * (every device allocation is); a plain-type row whose length is not a
  * multiple of the vector falls back to one element per unit.
@@ -339,17 +343,36 @@ __device__ static inline void unit_dot(const uint8_t *const *rows, int64_t u, co
 
 /* ---- the kernel ----------------------------------------------------------- */
 
+/* The matrices of one launch: blocks first_block[k] .. first_block[k+1]-1
+ * compute matrix k (one matrix for a plain matmul). */
+struct gemv_set {
+    const uint8_t *w[RF_MATMUL_MAX_SET];
+    float *y[RF_MATMUL_MAX_SET];
+    const float *bias[RF_MATMUL_MAX_SET];
+    int64_t n_out[RF_MATMUL_MAX_SET];
+    unsigned first_block[RF_MATMUL_MAX_SET + 1];
+    int n;
+};
+
 template <int TYPE, bool VEC, int MAXT>
 __global__ void __launch_bounds__(GEMV_THREADS)
-gemv_kernel(const uint8_t *weight, int64_t row_bytes, const float *x, float *y,
-            const float *bias, int64_t n_out, int64_t n_in, int nt)
+gemv_kernel(const gemv_set set, int64_t row_bytes, const float *x, int64_t n_in, int nt)
 {
     constexpr int R = MAXT <= 2 ? 2 : 4;
     constexpr int UNIT = unit_traits<TYPE, VEC>::elems;
     constexpr int WARPS = GEMV_THREADS / RF_WARP_SIZE;
     __shared__ float partial[WARPS][R][MAXT];
 
-    const int64_t row0 = (int64_t)blockIdx.x * R;
+    int m = 0;
+#pragma unroll
+    for (int k = 1; k < RF_MATMUL_MAX_SET; k++)
+        if (k < set.n && blockIdx.x >= set.first_block[k])
+            m = k;
+    const uint8_t *weight = set.w[m];
+    float *y = set.y[m];
+    const float *bias = set.bias[m];
+    const int64_t n_out = set.n_out[m];
+    const int64_t row0 = (int64_t)(blockIdx.x - set.first_block[m]) * R;
     const uint8_t *rows[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -394,32 +417,40 @@ gemv_kernel(const uint8_t *weight, int64_t row_bytes, const float *x, float *y,
 /* ---- launcher ------------------------------------------------------------- */
 
 template <int TYPE, bool VEC>
-static int launch_group(const uint8_t *w, int64_t row_bytes, const float *x, float *y,
-                        const float *bias, int64_t n_out, int64_t n_in, int nt, hipStream_t s)
+static int launch_group(gemv_set set, int64_t row_bytes, const float *x, int64_t n_in, int nt,
+                        hipStream_t s)
 {
     const unsigned threads = GEMV_THREADS;
     const int64_t rows_per_block = nt <= 2 ? 2 : 4;
-    const dim3 grid((unsigned)((n_out + rows_per_block - 1) / rows_per_block));
+    unsigned blocks = 0;
+    for (int k = 0; k < set.n; k++) {
+        set.first_block[k] = blocks;
+        blocks += (unsigned)((set.n_out[k] + rows_per_block - 1) / rows_per_block);
+    }
+    set.first_block[set.n] = blocks;
+    const dim3 grid(blocks);
     if (nt == 1)
-        gemv_kernel<TYPE, VEC, 1><<<grid, threads, 0, s>>>(w, row_bytes, x, y, bias, n_out, n_in, nt);
+        gemv_kernel<TYPE, VEC, 1><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
     else if (nt == 2)
-        gemv_kernel<TYPE, VEC, 2><<<grid, threads, 0, s>>>(w, row_bytes, x, y, bias, n_out, n_in, nt);
+        gemv_kernel<TYPE, VEC, 2><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
     else if (nt <= 4)
-        gemv_kernel<TYPE, VEC, 4><<<grid, threads, 0, s>>>(w, row_bytes, x, y, bias, n_out, n_in, nt);
+        gemv_kernel<TYPE, VEC, 4><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
     else
-        gemv_kernel<TYPE, VEC, 8><<<grid, threads, 0, s>>>(w, row_bytes, x, y, bias, n_out, n_in, nt);
+        gemv_kernel<TYPE, VEC, 8><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
     RF_GPU_CHECK_LAUNCH();
     return 0;
 }
 
 template <int TYPE, bool VEC>
-static int launch_all(const uint8_t *w, int64_t row_bytes, const float *x, float *y,
-                      const float *bias, int64_t n_out, int64_t n_in, int n_tokens, hipStream_t s)
+static int launch_all(const gemv_set &set, int64_t row_bytes, const float *x, int64_t n_in,
+                      int n_tokens, hipStream_t s)
 {
     for (int t0 = 0; t0 < n_tokens; t0 += GEMV_MAX_TOKENS) {
         const int nt = n_tokens - t0 < GEMV_MAX_TOKENS ? n_tokens - t0 : GEMV_MAX_TOKENS;
-        int rc = launch_group<TYPE, VEC>(w, row_bytes, x + (int64_t)t0 * n_in,
-                                         y + (int64_t)t0 * n_out, bias, n_out, n_in, nt, s);
+        gemv_set group = set;
+        for (int k = 0; k < set.n; k++)
+            group.y[k] = set.y[k] + (int64_t)t0 * set.n_out[k];
+        int rc = launch_group<TYPE, VEC>(group, row_bytes, x + (int64_t)t0 * n_in, n_in, nt, s);
         if (rc != 0)
             return rc;
     }
@@ -431,15 +462,24 @@ static bool aligned16(const void *p)
     return ((uintptr_t)p & 15u) == 0;
 }
 
-extern "C" int rf_kernel_matmul_f32(int type, const void *weight, const float *x, float *y,
-                                    const float *bias, int64_t n_out, int64_t n_in, int n_tokens,
-                                    rf_gpu_stream_t stream)
+/* Checks the set, then launches it: every matrix of one type and n_in. */
+static int matmul_set(int type, const gemv_set &set, const float *x, int64_t n_in, int n_tokens,
+                      hipStream_t s)
 {
-    if (weight == NULL || x == NULL || y == NULL || n_out <= 0 || n_in <= 0 || n_tokens < 0 ||
-        n_out > ((int64_t)1 << 32))
+    if (x == NULL || n_in <= 0 || n_tokens < 0 || set.n < 1 || set.n > RF_MATMUL_MAX_SET)
         return RF_KERNEL_EINVAL;
-    const uint8_t *w = (const uint8_t *)weight;
-    hipStream_t s = (hipStream_t)stream;
+    bool w_aligned = true, w_even = true;
+    int64_t blocks = 0;
+    for (int k = 0; k < set.n; k++) {
+        if (set.w[k] == NULL || set.y[k] == NULL || set.n_out[k] <= 0 ||
+            set.n_out[k] > ((int64_t)1 << 32))
+            return RF_KERNEL_EINVAL;
+        w_aligned = w_aligned && aligned16(set.w[k]);
+        w_even = w_even && ((uintptr_t)set.w[k] & 1u) == 0;
+        blocks += (set.n_out[k] + 1) / 2;
+    }
+    if (blocks > 0x7fffffff)
+        return RF_KERNEL_EINVAL;
     const bool x_vec = aligned16(x) && n_in % 4 == 0;
     switch (type) {
     case RF_DEV_F32:
@@ -448,14 +488,14 @@ extern "C" int rf_kernel_matmul_f32(int type, const void *weight, const float *x
         break;
     case RF_DEV_Q8_0:
     case RF_DEV_Q4_0:
-        if (n_in % 32 != 0 || !x_vec || ((uintptr_t)w & 1u) != 0)
+        if (n_in % 32 != 0 || !x_vec || !w_even)
             return RF_KERNEL_EINVAL;
         break;
     case RF_DEV_Q4_K:
     case RF_DEV_Q6_K:
         if (n_in % RF_DEV_QK_K != 0 || !x_vec)
             return RF_KERNEL_EINVAL;
-        if (type == RF_DEV_Q4_K ? !aligned16(w) : ((uintptr_t)w & 1u) != 0)
+        if (type == RF_DEV_Q4_K ? !w_aligned : !w_even)
             return RF_KERNEL_EINVAL;
         break;
     default:
@@ -465,28 +505,60 @@ extern "C" int rf_kernel_matmul_f32(int type, const void *weight, const float *x
         return 0;
     switch (type) {
     case RF_DEV_F32:
-        if (x_vec && aligned16(w))
-            return launch_all<RF_DEV_F32, true>(w, n_in * 4, x, y, bias, n_out, n_in, n_tokens, s);
-        return launch_all<RF_DEV_F32, false>(w, n_in * 4, x, y, bias, n_out, n_in, n_tokens, s);
+        if (x_vec && w_aligned)
+            return launch_all<RF_DEV_F32, true>(set, n_in * 4, x, n_in, n_tokens, s);
+        return launch_all<RF_DEV_F32, false>(set, n_in * 4, x, n_in, n_tokens, s);
     case RF_DEV_F16:
-        if (x_vec && n_in % 8 == 0 && aligned16(w))
-            return launch_all<RF_DEV_F16, true>(w, n_in * 2, x, y, bias, n_out, n_in, n_tokens, s);
-        return launch_all<RF_DEV_F16, false>(w, n_in * 2, x, y, bias, n_out, n_in, n_tokens, s);
+        if (x_vec && n_in % 8 == 0 && w_aligned)
+            return launch_all<RF_DEV_F16, true>(set, n_in * 2, x, n_in, n_tokens, s);
+        return launch_all<RF_DEV_F16, false>(set, n_in * 2, x, n_in, n_tokens, s);
     case RF_DEV_BF16:
-        if (x_vec && n_in % 8 == 0 && aligned16(w))
-            return launch_all<RF_DEV_BF16, true>(w, n_in * 2, x, y, bias, n_out, n_in, n_tokens, s);
-        return launch_all<RF_DEV_BF16, false>(w, n_in * 2, x, y, bias, n_out, n_in, n_tokens, s);
+        if (x_vec && n_in % 8 == 0 && w_aligned)
+            return launch_all<RF_DEV_BF16, true>(set, n_in * 2, x, n_in, n_tokens, s);
+        return launch_all<RF_DEV_BF16, false>(set, n_in * 2, x, n_in, n_tokens, s);
     case RF_DEV_Q8_0:
-        return launch_all<RF_DEV_Q8_0, true>(w, n_in / 32 * RF_DEV_Q8_0_BYTES, x, y, bias, n_out,
-                                             n_in, n_tokens, s);
+        return launch_all<RF_DEV_Q8_0, true>(set, n_in / 32 * RF_DEV_Q8_0_BYTES, x, n_in,
+                                             n_tokens, s);
     case RF_DEV_Q4_0:
-        return launch_all<RF_DEV_Q4_0, true>(w, n_in / 32 * RF_DEV_Q4_0_BYTES, x, y, bias, n_out,
-                                             n_in, n_tokens, s);
+        return launch_all<RF_DEV_Q4_0, true>(set, n_in / 32 * RF_DEV_Q4_0_BYTES, x, n_in,
+                                             n_tokens, s);
     case RF_DEV_Q4_K:
-        return launch_all<RF_DEV_Q4_K, true>(w, n_in / 256 * RF_DEV_Q4_K_BYTES, x, y, bias, n_out,
-                                             n_in, n_tokens, s);
+        return launch_all<RF_DEV_Q4_K, true>(set, n_in / 256 * RF_DEV_Q4_K_BYTES, x, n_in,
+                                             n_tokens, s);
     default:
-        return launch_all<RF_DEV_Q6_K, true>(w, n_in / 256 * RF_DEV_Q6_K_BYTES, x, y, bias, n_out,
-                                             n_in, n_tokens, s);
+        return launch_all<RF_DEV_Q6_K, true>(set, n_in / 256 * RF_DEV_Q6_K_BYTES, x, n_in,
+                                             n_tokens, s);
     }
+}
+
+extern "C" int rf_kernel_matmul_f32(int type, const void *weight, const float *x, float *y,
+                                    const float *bias, int64_t n_out, int64_t n_in, int n_tokens,
+                                    rf_gpu_stream_t stream)
+{
+    gemv_set set = {};
+    set.n = 1;
+    set.w[0] = (const uint8_t *)weight;
+    set.y[0] = y;
+    set.bias[0] = bias;
+    set.n_out[0] = n_out;
+    return matmul_set(type, set, x, n_in, n_tokens, (hipStream_t)stream);
+}
+
+extern "C" int rf_kernel_matmul_set_f32(int type, int n_mats, const void *const *weights,
+                                        float *const *ys, const float *const *biases,
+                                        const int64_t *n_outs, const float *x, int64_t n_in,
+                                        int n_tokens, rf_gpu_stream_t stream)
+{
+    if (n_mats < 1 || n_mats > RF_MATMUL_MAX_SET || weights == NULL || ys == NULL ||
+        n_outs == NULL)
+        return RF_KERNEL_EINVAL;
+    gemv_set set = {};
+    set.n = n_mats;
+    for (int k = 0; k < n_mats; k++) {
+        set.w[k] = (const uint8_t *)weights[k];
+        set.y[k] = ys[k];
+        set.bias[k] = biases != NULL ? biases[k] : NULL;
+        set.n_out[k] = n_outs[k];
+    }
+    return matmul_set(type, set, x, n_in, n_tokens, (hipStream_t)stream);
 }

@@ -190,3 +190,47 @@ extern "C" void rf_gpu_graph_destroy(rf_gpu_graph_t graph)
     hipGraphExecDestroy(graph->exec);
     free(graph);
 }
+
+/* ---- events ---- */
+
+struct rf_gpu_event {
+    hipEvent_t event;
+};
+
+extern "C" int rf_gpu_event_create(rf_gpu_event_t *out)
+{
+    *out = NULL;
+    rf_gpu_event_t e = (rf_gpu_event_t)calloc(1, sizeof *e);
+    if (e == NULL)
+        return RF_KERNEL_EINVAL;
+    hipError_t rc = hipEventCreate(&e->event);
+    if (rc != hipSuccess) {
+        fprintf(stderr, "rocmforge: GPU runtime error: creating an event: %s at %s:%d\n",
+                hipGetErrorString(rc), __FILE__, __LINE__);
+        free(e);
+        return RF_KERNEL_EGPU;
+    }
+    *out = e;
+    return 0;
+}
+
+extern "C" void rf_gpu_event_destroy(rf_gpu_event_t event)
+{
+    if (event == NULL)
+        return;
+    hipEventDestroy(event->event);
+    free(event);
+}
+
+extern "C" int rf_gpu_event_record(rf_gpu_event_t event, rf_gpu_stream_t stream)
+{
+    RF_GPU_CHECK(hipEventRecord(event->event, (hipStream_t)stream));
+    return 0;
+}
+
+extern "C" int rf_gpu_event_elapsed_ms(float *ms, rf_gpu_event_t start, rf_gpu_event_t end)
+{
+    RF_GPU_CHECK(hipEventSynchronize(end->event));
+    RF_GPU_CHECK(hipEventElapsedTime(ms, start->event, end->event));
+    return 0;
+}

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "quant.h"
@@ -92,7 +93,138 @@ struct rf_gpu_backend {
         uint64_t used;
     } graphs[32];
     uint64_t tick;
+    struct gpu_prof *prof;       /* RF_GPU_PROFILE=1: per-op timing, NULL otherwise */
 };
+
+/* ------------------------------------------------------------------ profile */
+
+/* RF_GPU_PROFILE=1 times every op of every step with events (graphs off, so
+ * each op is its own launch) and prints the totals per op kind and weight at
+ * close, split into steps of fewer than 16 tokens (GEMV, decode) and larger
+ * ones (BLAS). It also times each whole eval call on the host clock: the
+ * difference from the device time is host work and copies. A tool for
+ * performance work: timing adds a little to every op. */
+struct gpu_prof {
+    size_t n_ops;
+    rf_gpu_event_t *ev;          /* [n_ops + 2]: before each op, after the plan, after argmax */
+    double *ms[2];               /* [n_ops + 1]: per op, then the argmax; [0] small, [1] large */
+    uint64_t steps[2], tokens[2];
+    double wall_ms[2], device_ms[2];
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void prof_free(struct gpu_prof *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; p->ev != NULL && i < p->n_ops + 2; i++)
+        rf_gpu_event_destroy(p->ev[i]);
+    free(p->ev);
+    free(p->ms[0]);
+    free(p->ms[1]);
+    free(p);
+}
+
+static struct gpu_prof *prof_open(size_t n_ops)
+{
+    struct gpu_prof *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->n_ops = n_ops;
+    p->ev = calloc(n_ops + 2, sizeof *p->ev);
+    p->ms[0] = calloc(n_ops + 1, sizeof(double));
+    p->ms[1] = calloc(n_ops + 1, sizeof(double));
+    bool ok = p->ev != NULL && p->ms[0] != NULL && p->ms[1] != NULL;
+    for (size_t i = 0; ok && i < n_ops + 2; i++)
+        ok = rf_gpu_event_create(&p->ev[i]) == 0;
+    if (!ok) {
+        prof_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* After the step's sync: add each op's time. */
+static void prof_step(struct gpu_prof *p, uint32_t n_tokens, double wall)
+{
+    int c = n_tokens >= 16;
+    p->steps[c]++;
+    p->tokens[c] += n_tokens;
+    p->wall_ms[c] += wall;
+    for (size_t i = 0; i <= p->n_ops; i++) {
+        float ms = 0;
+        if (rf_gpu_event_elapsed_ms(&ms, p->ev[i], p->ev[i + 1]) == 0) {
+            p->ms[c][i] += ms;
+            p->device_ms[c] += ms;
+        }
+    }
+}
+
+/* "matmul attn_q" for blk.N.attn_q.weight: layers add up under one name. */
+static void prof_label(const rf_op_t *op, char *out, size_t size)
+{
+    const char *name = op->w[0] != NULL && op->w[0]->name != NULL ? op->w[0]->name : "";
+    if (strncmp(name, "blk.", 4) == 0) {
+        const char *dot = strchr(name + 4, '.');
+        name = dot != NULL ? dot + 1 : name;
+    }
+    size_t len = strlen(name);
+    if (len > 7 && strcmp(name + len - 7, ".weight") == 0)
+        len -= 7;
+    snprintf(out, size, "%s%s%.*s", rf_op_name(op->kind), len ? " " : "", (int)len, name);
+}
+
+static void prof_print(const struct gpu_prof *p, const rf_plan_t *plan)
+{
+    struct row {
+        char label[64];
+        double ms[2];
+    } rows[64];
+    size_t n_rows = 0;
+    for (size_t i = 0; i <= p->n_ops; i++) {
+        char label[64];
+        if (i < p->n_ops)
+            prof_label(&plan->ops[i], label, sizeof label);
+        else
+            snprintf(label, sizeof label, "greedy argmax");
+        size_t r = 0;
+        while (r < n_rows && strcmp(rows[r].label, label) != 0)
+            r++;
+        if (r == n_rows) {
+            if (n_rows == sizeof rows / sizeof rows[0])
+                r = n_rows - 1; /* more kinds than rows: the last row collects them */
+            else
+                memset(&rows[n_rows++], 0, sizeof rows[0]);
+            if (rows[r].label[0] == '\0')
+                snprintf(rows[r].label, sizeof rows[r].label, "%s", label);
+        }
+        rows[r].ms[0] += p->ms[0][i];
+        rows[r].ms[1] += p->ms[1][i];
+    }
+    fprintf(stderr, "rocmforge gpu profile (RF_GPU_PROFILE=1, graphs off; ops fused into one "
+            "launch show under the first):\n");
+    const char *cls[2] = {"steps of 1-15 tokens", "steps of 16+ tokens"};
+    for (int c = 0; c < 2; c++) {
+        if (p->steps[c] == 0)
+            continue;
+        double steps = (double)p->steps[c];
+        fprintf(stderr, "  %s: %llu steps, %.1f tokens per step, %.3f ms per step on the "
+                "host clock, %.3f ms of it timed on the device\n", cls[c],
+                (unsigned long long)p->steps[c], (double)p->tokens[c] / steps,
+                p->wall_ms[c] / steps, p->device_ms[c] / steps);
+        fprintf(stderr, "    %-28s %12s %7s\n", "op", "ms per step", "share");
+        for (size_t r = 0; r < n_rows; r++)
+            if (rows[r].ms[c] > 0)
+                fprintf(stderr, "    %-28s %12.4f %6.1f%%\n", rows[r].label, rows[r].ms[c] / steps,
+                        100.0 * rows[r].ms[c] / (p->device_ms[c] > 0 ? p->device_ms[c] : 1));
+    }
+}
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -362,6 +494,16 @@ int rf_gpu_backend_open(rf_gpu_backend_t **out, const rf_model_t *m,
     {
         const char *env = getenv("RF_GPU_GRAPHS");
         b->use_graphs = env == NULL || strcmp(env, "0") != 0;
+        env = getenv("RF_GPU_PROFILE");
+        if (env != NULL && strcmp(env, "0") != 0) {
+            b->prof = prof_open(m->plan.n_ops);
+            if (b->prof == NULL) {
+                rc = rf_err_set(err, RF_EGPU, "gpu backend: RF_GPU_PROFILE: cannot create "
+                                "events");
+                goto fail;
+            }
+            b->use_graphs = false;
+        }
     }
     if (rf_gpu_blas_available() && rf_gpu_blas_open(&b->blas) < 0) {
         rc = rf_err_set(err, RF_EGPU, "gpu backend: the BLAS library failed to start on %s",
@@ -443,6 +585,11 @@ void rf_gpu_backend_close(rf_gpu_backend_t *b)
 {
     if (b == NULL)
         return;
+    if (b->prof != NULL) {
+        prof_print(b->prof, &b->model->plan);
+        prof_free(b->prof);
+        b->prof = NULL;
+    }
     rf_gpu_set_device(b->device);
     free_batch(b);
     rf_gpu_blas_close(b->blas);
@@ -572,6 +719,29 @@ static int matmul(rf_gpu_backend_t *b, const rf_weight_t *w, const void *bias, c
 }
 
 
+/* How many matmuls from op i on can run as one GEMV launch: consecutive
+ * matmuls of the same input and weight type and width, each a GEMV at this
+ * batch size (not the BLAS), writing buffers other than the input. */
+static size_t matmul_run(const rf_gpu_backend_t *b, const rf_plan_t *p, size_t i,
+                         uint32_t n_tokens)
+{
+    const rf_op_t *op = &p->ops[i];
+    const rf_weight_t *w = op->w[0];
+    bool blas_types = w->type == RF_TYPE_F16 || w->type == RF_TYPE_BF16 ||
+                      w->type == RF_TYPE_F32;
+    if (b->blas != NULL && n_tokens >= GEMM_MIN_TOKENS && blas_types)
+        return 1;
+    size_t k = 1;
+    while (k < RF_MATMUL_MAX_SET && i + k < p->n_ops) {
+        const rf_op_t *o = &p->ops[i + k];
+        if (o->kind != RF_OP_MATMUL || o->src != op->src || o->dst == op->src ||
+            o->w[0]->type != w->type || o->w[0]->ne[0] != w->ne[0])
+            break;
+        k++;
+    }
+    return k;
+}
+
 static int validate(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *err)
 {
     rf_batch_limits_t lim = {.n_vocab = b->model->hp.n_vocab, .max_seqs = b->max_seqs,
@@ -602,8 +772,13 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
     const rf_plan_t *p = &m->plan;
     const float scale = 1.0f / sqrtf((float)hp->head_dim_k);
     uint32_t rows = n; /* rows live in the buffers */
+    size_t fused_until = 0; /* ops before this index ran inside an earlier launch */
     for (size_t i = 0; i < p->n_ops; i++) {
         const rf_op_t *op = &p->ops[i];
+        if (b->prof != NULL && rf_gpu_event_record(b->prof->ev[i], b->stream) < 0)
+            return gpu_fail(err, RF_EGPU, "RF_GPU_PROFILE: recording an event");
+        if (i < fused_until)
+            continue;
         float *dst = b->buf[op->dst];
         const float *src = op->src != RF_BUF_NONE ? b->buf[op->src] : NULL;
         switch (op->kind) {
@@ -622,9 +797,29 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
                                          (int64_t)rows * (p->width[op->dst] / op->head_dim),
                                          op->head_dim, hp->rms_eps, b->stream));
             break;
-        case RF_OP_MATMUL:
+        case RF_OP_MATMUL: {
+            size_t k = matmul_run(b, p, i, rows);
+            if (k > 1) {
+                /* Q, K, V (gate, up): one GEMV launch for the matmuls of one input */
+                const void *ws[RF_MATMUL_MAX_SET];
+                float *ys[RF_MATMUL_MAX_SET];
+                const float *bs[RF_MATMUL_MAX_SET];
+                int64_t outs[RF_MATMUL_MAX_SET];
+                for (size_t j = 0; j < k; j++) {
+                    const rf_op_t *o = &p->ops[i + j];
+                    ws[j] = dev_of(b, o->w[0]);
+                    ys[j] = b->buf[o->dst];
+                    bs[j] = o->bias ? dev_of(b, o->bias) : NULL;
+                    outs[j] = (int64_t)o->w[0]->ne[1];
+                }
+                LAUNCH(rf_kernel_matmul_set_f32(op->w[0]->type, (int)k, ws, ys, bs, outs, src,
+                                                (int64_t)op->w[0]->ne[0], (int)rows, b->stream));
+                fused_until = i + k;
+                break;
+            }
             LAUNCH(matmul(b, op->w[0], op->bias ? dev_of(b, op->bias) : NULL, src, dst, rows));
             break;
+        }
         case RF_OP_ROPE:
             LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
                                       (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
@@ -650,9 +845,21 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
         case RF_OP_SWIGLU:
             LAUNCH(rf_kernel_swiglu_f32(dst, dst, src, rows, p->width[op->dst], 0, 0, b->stream));
             break;
-        case RF_OP_ADD:
+        case RF_OP_ADD: {
+            /* The residual add and the RMSNorm that reads it: one pass. */
+            const rf_op_t *next = i + 1 < p->n_ops ? &p->ops[i + 1] : NULL;
+            if (next != NULL && next->kind == RF_OP_RMSNORM && next->src == op->dst &&
+                next->dst != op->dst && next->dst != op->src &&
+                p->width[next->dst] == p->width[op->dst]) {
+                LAUNCH(rf_kernel_add_rmsnorm_f32(b->buf[next->dst], dst, src,
+                                                 dev_of(b, next->w[0]), rows,
+                                                 p->width[op->dst], hp->rms_eps, b->stream));
+                fused_until = i + 2;
+                break;
+            }
             LAUNCH(rf_kernel_add_f32(dst, dst, src, (int64_t)rows * p->width[op->dst], b->stream));
             break;
+        }
         case RF_OP_OUTPUT_ROWS: {
             /* Keep the logits rows of dst and src, packed to the front: a
              * gather into scratch, then back. */
@@ -688,10 +895,14 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
                               "the GPU", rf_op_name(op->kind));
         }
     }
+    if (b->prof != NULL && rf_gpu_event_record(b->prof->ev[p->n_ops], b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "RF_GPU_PROFILE: recording an event");
     if (n_greedy > 0 &&
         rf_kernel_argmax_f32(b->d_logits, b->d_greedy_rows, (int)n_greedy, (int64_t)hp->n_vocab,
                              b->d_greedy_tok, b->d_greedy_lp, b->stream) < 0)
         return gpu_fail(err, RF_EGPU, "the greedy choice on the device");
+    if (b->prof != NULL && rf_gpu_event_record(b->prof->ev[p->n_ops + 1], b->stream) < 0)
+        return gpu_fail(err, RF_EGPU, "RF_GPU_PROFILE: recording an event");
     return 0;
 }
 
@@ -743,6 +954,7 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
     b->n_logits = 0;
     if (batch->n_tokens == 0)
         return 0;
+    double t_start = b->prof != NULL ? now_ms() : 0;
     int rc = validate(b, batch, err);
     if (rc < 0)
         return rc;
@@ -858,5 +1070,7 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
         b->seq_len[batch->seq_ids[i]]++;
     b->n_batch = n;
     b->n_logits = n_logits;
+    if (b->prof != NULL)
+        prof_step(b->prof, n, now_ms() - t_start);
     return 0;
 }

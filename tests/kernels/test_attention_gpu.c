@@ -195,6 +195,18 @@ Test(attention_gpu, decode_gqa4_hd128, .timeout = 300)
     run_case(&sh);
 }
 
+/* One decode token per sequence of a Llama-3.2-1B-shaped layer: few items of
+ * work, so the partitions shrink to 32-128 positions; contexts on and just
+ * past their edges. */
+Test(attention_gpu, few_tokens_small_partitions_hd64, .timeout = 300)
+{
+    gpu_test_require("paged attention");
+    gpu_test_seed(25);
+    shape_t sh = {.n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .block_size = 16,
+                  .n_seqs = 4, .context = {32, 33, 190, 1025}, .n_new = {1, 1, 1, 1}};
+    run_case(&sh);
+}
+
 /* A prefill chunk of 37 tokens crossing block and partition boundaries,
  * batched with decode tokens; no GQA, head_dim 64, odd block size. */
 Test(attention_gpu, mixed_batch_gqa1_hd64, .timeout = 300)

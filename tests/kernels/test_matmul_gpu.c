@@ -108,6 +108,77 @@ Test(matmul_gpu, q4_0, .timeout = 120) { gpu_test_require("matmul Q4_0"); gpu_te
 Test(matmul_gpu, q4_k, .timeout = 120) { gpu_test_require("matmul Q4_K"); gpu_test_seed(16); check_type(RF_TYPE_Q4_K, quant_shapes, 4); }
 Test(matmul_gpu, q6_k, .timeout = 120) { gpu_test_require("matmul Q6_K"); gpu_test_seed(17); check_type(RF_TYPE_Q6_K, quant_shapes, 4); }
 
+/* A set of three matrices of one input (Q, K, V shaped, with and without
+ * bias) in one launch gives exactly what three single launches give, for
+ * 1, 3 and 11 tokens (one, and two groups of 8). */
+static void check_set(int type, int64_t n_in)
+{
+    const int64_t n_outs[3] = {64, 16, 37};
+    weight_t w[3];
+    void *d_w[3];
+    float *d_single[3], *d_set[3], *d_b[3];
+    float *x = gpu_test_random((size_t)(11 * n_in), 1.0f);
+    float *d_x = gpu_test_upload(x, (size_t)(11 * n_in) * 4);
+    for (int k = 0; k < 3; k++) {
+        w[k] = make_weight(type, n_outs[k], n_in);
+        d_w[k] = gpu_test_upload(w[k].host, w[k].bytes);
+        float *b = gpu_test_random((size_t)n_outs[k], 0.5f);
+        d_b[k] = k == 1 ? NULL : gpu_test_upload(b, (size_t)n_outs[k] * 4);
+        free(b);
+    }
+    const int tokens[3] = {1, 3, 11};
+    for (int c = 0; c < 3; c++) {
+        const int nt = tokens[c];
+        for (int k = 0; k < 3; k++) {
+            d_single[k] = gpu_test_poisoned((size_t)(nt * n_outs[k]) * 4);
+            d_set[k] = gpu_test_poisoned((size_t)(nt * n_outs[k]) * 4);
+            cr_assert_eq(rf_kernel_matmul_f32(type, d_w[k], d_x, d_single[k], d_b[k], n_outs[k],
+                                              n_in, nt, NULL), 0);
+        }
+        const void *ws[3] = {d_w[0], d_w[1], d_w[2]};
+        const float *bs[3] = {d_b[0], d_b[1], d_b[2]};
+        cr_assert_eq(rf_kernel_matmul_set_f32(type, 3, ws, d_set, bs, n_outs, d_x, n_in, nt,
+                                              NULL), 0);
+        for (int k = 0; k < 3; k++) {
+            size_t bytes = (size_t)(nt * n_outs[k]) * 4;
+            float *a = gpu_test_download(d_single[k], bytes), *b = gpu_test_download(d_set[k], bytes);
+            cr_assert(memcmp(a, b, bytes) == 0, "%s: matrix %d of the set, %d tokens, differs "
+                      "from its single launch", rf_type_name(type), k, nt);
+            free(a);
+            free(b);
+            rf_gpu_free(d_single[k]);
+            rf_gpu_free(d_set[k]);
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        rf_gpu_free(d_w[k]);
+        rf_gpu_free(d_b[k]);
+        free(w[k].host);
+        free(w[k].dequant);
+    }
+    rf_gpu_free(d_x);
+    free(x);
+}
+
+Test(matmul_gpu, set_equals_single_launches, .timeout = 120)
+{
+    gpu_test_require("matmul set");
+    gpu_test_seed(18);
+    check_set(RF_TYPE_F16, 512);
+    check_set(RF_TYPE_Q8_0, 512);
+    check_set(RF_TYPE_Q4_K, 512);
+    check_set(RF_TYPE_F32, 130);
+    float *d = gpu_test_poisoned(1 << 16);
+    const void *ws[2] = {d, d};
+    float *ys[2] = {d, d};
+    const int64_t bad[2] = {4, 0};
+    cr_expect_eq(rf_kernel_matmul_set_f32(RF_TYPE_F16, 2, ws, ys, NULL, bad, d, 256, 1, NULL),
+                 RF_KERNEL_EINVAL);
+    cr_expect_eq(rf_kernel_matmul_set_f32(RF_TYPE_F16, 5, ws, ys, NULL, bad, d, 256, 1, NULL),
+                 RF_KERNEL_EINVAL);
+    rf_gpu_free(d);
+}
+
 Test(matmul_gpu, rejects_bad_arguments)
 {
     gpu_test_require("matmul argument checks");
