@@ -13,9 +13,10 @@
  * eight). One block per (token, kv head, chunk of up to 8 query heads of
  * that kv head, partition) loads each K and V row once for all the query
  * heads it serves:
- *   1. scores: groups of head_dim / 8 lanes take a position each, every lane
- *      one 16-byte piece of the K row; dot products with the pre-scaled
- *      queries in shared memory, reduced by shuffles, into shared scores;
+ *   1. scores: a thread takes a position (1-4 lanes when the partition is
+ *      shorter than the block) and reads its K row in 16-byte pieces, dot
+ *      products with the pre-scaled queries in shared memory into shared
+ *      scores;
  *   2. per head, the partition's max and the exponentials and their sum;
  *   3. V: groups of head_dim / 8 lanes take a position each, every lane one
  *      16-byte piece (8 dimensions) of the V row; the lanes of a warp that
@@ -61,7 +62,7 @@ static int part_for(int n_tokens, int n_heads, int max_context)
     return part;
 }
 
-template <int HD>
+template <int HD, int LP>
 __global__ void __launch_bounds__(ATTN_THREADS)
 paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint16_t *k_cache,
                        const uint16_t *v_cache, const int32_t *block_tables,
@@ -99,38 +100,53 @@ paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint1
         q_s[i] = q[(int64_t)t * q_stride + (int64_t)h0 * HD + i] * scale;
     __syncthreads();
 
-    /* 1. scores */
-    const int lane_in = threadIdx.x % LANES, group = threadIdx.x / LANES;
-    for (int base = 0; base < n_pos; base += GROUPS) {
-        const int j = base + group;
-        float k[8];
-        if (j < n_pos) {
-            const int p = p0 + j;
-            const int64_t row = ((int64_t)table[p / block_size] * n_kv_heads + kvh) * block_size +
-                                p % block_size;
-            const uint4 raw = *(const uint4 *)(k_cache + row * HD + lane_in * 8);
-            const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    /* 1. scores: LP lanes per position (one when the partition has a
+     * position for every thread), each the dot products of HD / LP
+     * dimensions with every query head, read as 16-byte pieces */
+    {
+        constexpr int CH = HD / 8 / LP;          /* 16-byte pieces per lane */
+        constexpr int SLOTS = ATTN_THREADS / LP; /* positions per pass */
+        const int sub = threadIdx.x % LP, slot = threadIdx.x / LP;
+        for (int j0 = 0; j0 < n_pos; j0 += SLOTS) { /* uniform: shuffles below are safe */
+            const int j = j0 + slot;
+            float sc[ATTN_MAX_HEADS];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                k[2 * i] = rf_half_to_float((uint16_t)(words[i] & 0xffffu));
-                k[2 * i + 1] = rf_half_to_float((uint16_t)(words[i] >> 16));
+            for (int g = 0; g < ATTN_MAX_HEADS; g++)
+                sc[g] = 0.0f;
+            if (j < n_pos) {
+                const int p = p0 + j;
+                const int64_t row = ((int64_t)table[p / block_size] * n_kv_heads + kvh) *
+                                    block_size + p % block_size;
+                const uint4 *kr = (const uint4 *)(k_cache + row * HD) + sub * CH;
+#pragma unroll
+                for (int c = 0; c < CH; c++) {
+                    const uint4 raw = kr[c];
+                    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+                    float k[8];
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        k[2 * i] = rf_half_to_float((uint16_t)(words[i] & 0xffffu));
+                        k[2 * i + 1] = rf_half_to_float((uint16_t)(words[i] >> 16));
+                    }
+                    const float *qc = q_s + (sub * CH + c) * 8;
+#pragma unroll
+                    for (int g = 0; g < ATTN_MAX_HEADS; g++) {
+                        if (g < n_h) { /* uniform across the block */
+#pragma unroll
+                            for (int i = 0; i < 8; i++)
+                                sc[g] += qc[g * HD + i] * k[i];
+                        }
+                    }
+                }
             }
-        } else {
 #pragma unroll
-            for (int i = 0; i < 8; i++)
-                k[i] = 0.0f;
-        }
-#pragma unroll
-        for (int g = 0; g < ATTN_MAX_HEADS; g++) {
-            if (g < n_h) { /* uniform across the block */
-                const float *qg = q_s + g * HD + lane_in * 8;
-                float s = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    s += qg[i] * k[i];
-                s = rf_group_sum(s, LANES);
-                if (lane_in == 0 && j < n_pos)
-                    score_s[g * ATTN_PART + j] = s;
+            for (int g = 0; g < ATTN_MAX_HEADS; g++) {
+                if (g < n_h) {
+                    if (LP > 1)
+                        sc[g] = rf_group_sum(sc[g], LP);
+                    if (sub == 0 && j < n_pos)
+                        score_s[g * ATTN_PART + j] = sc[g];
+                }
             }
         }
     }
@@ -160,12 +176,14 @@ paged_attention_kernel(float *out, const float *q, int64_t q_stride, const uint1
 
     /* 3. probabilities times V: lane_in owns dimensions lane_in * 8 .. + 7
      * of every position its group takes. */
+    const int lane_in = threadIdx.x % LANES, group = threadIdx.x / LANES;
     float acc[ATTN_MAX_HEADS][8];
 #pragma unroll
     for (int g = 0; g < ATTN_MAX_HEADS; g++)
 #pragma unroll
         for (int i = 0; i < 8; i++)
             acc[g][i] = 0.0f;
+#pragma unroll 2
     for (int j = group; j < n_pos; j += GROUPS) {
         const int p = p0 + j;
         const int64_t row = ((int64_t)table[p / block_size] * n_kv_heads + kvh) * block_size +
@@ -298,10 +316,19 @@ static int launch(float *out, const float *q, int64_t q_stride, const void *k_ca
                  : ws_acc + (int64_t)n_tokens * n_heads * parts * HD;
     const dim3 grid((unsigned)((int64_t)n_tokens * n_kv_heads * n_chunks), (unsigned)parts);
     const size_t shared = shared_floats(HD) * sizeof(float);
-    paged_attention_kernel<HD><<<grid, ATTN_THREADS, shared, s>>>(
-        out, q, q_stride, (const uint16_t *)k_cache, (const uint16_t *)v_cache, block_tables,
-        max_blocks_per_seq, seq_ids, positions, n_heads, n_kv_heads, block_size, scale, part_len,
-        parts, ws_acc, ws_ml);
+#define RF_ATTN_LAUNCH(LP)                                                                      \
+    paged_attention_kernel<HD, LP><<<grid, ATTN_THREADS, shared, s>>>(                          \
+        out, q, q_stride, (const uint16_t *)k_cache, (const uint16_t *)v_cache, block_tables,  \
+        max_blocks_per_seq, seq_ids, positions, n_heads, n_kv_heads, block_size, scale,         \
+        part_len, parts, ws_acc, ws_ml)
+    /* lanes per position in the scores: a position for every thread */
+    if (part_len >= ATTN_THREADS)
+        RF_ATTN_LAUNCH(1);
+    else if (part_len >= ATTN_THREADS / 2)
+        RF_ATTN_LAUNCH(2);
+    else
+        RF_ATTN_LAUNCH(4);
+#undef RF_ATTN_LAUNCH
     RF_GPU_CHECK_LAUNCH();
     if (parts > 1) {
         attention_reduce_kernel<<<(unsigned)((int64_t)n_tokens * n_heads), HD, 0, s>>>(

@@ -111,6 +111,17 @@ int rf_kernel_rope_f32(float *x, const int32_t *positions, int n_tokens, int n_h
                        int head_dim, int n_rot, int64_t token_stride, int neox,
                        float freq_base, float freq_scale, const float *freq_factors,
                        rf_gpu_stream_t stream);
+/* The same in two steps, for a step with several RoPEs of the same
+ * positions and frequencies (Q and K of every layer): the table holds each
+ * token's cosines then sines, f32 [n_tokens][n_rot], computed once as
+ * rf_kernel_rope_f32 does; the apply step rotates with them. Results are
+ * bit-identical to rf_kernel_rope_f32. */
+int rf_kernel_rope_table_f32(float *table, const int32_t *positions, int n_tokens, int n_rot,
+                             float freq_base, float freq_scale, const float *freq_factors,
+                             rf_gpu_stream_t stream);
+int rf_kernel_rope_apply_f32(float *x, const float *table, int n_tokens, int n_heads,
+                             int head_dim, int n_rot, int64_t token_stride, int neox,
+                             rf_gpu_stream_t stream);
 
 /* out[row][i] = silu(gate[row][i]) * up[row][i]; out may be gate.
  * n_rows <= 65535. */

@@ -11,6 +11,10 @@
  *
  * One block per token: the first n_rot / 2 threads compute the token's
  * cosines and sines into shared memory, then the block rotates every head.
+ * The engine computes the table once per step (rf_kernel_rope_table_f32: a
+ * thread per cosine-sine pair) and applies it to Q and K of every layer
+ * (rf_kernel_rope_apply_f32): the double-precision trigonometry, a long
+ * serial chain in each block, then runs once instead of twice per layer.
  */
 #include <math.h>
 #include <stdint.h>
@@ -71,6 +75,79 @@ extern "C" int rf_kernel_rope_f32(float *x, const int32_t *positions, int n_toke
     rope_kernel<<<(unsigned)n_tokens, ROPE_THREADS, 0, (hipStream_t)stream>>>(
         x, positions, n_heads, head_dim, n_rot, token_stride, neox != 0, freq_base, freq_scale,
         freq_factors);
+    RF_GPU_CHECK_LAUNCH();
+    return 0;
+}
+
+/* ---- the table and the rotation apart ---- */
+
+__global__ void rope_table_kernel(float *table, const int32_t *positions, int n_tokens,
+                                  int n_rot, float freq_base, float freq_scale,
+                                  const float *freq_factors)
+{
+    const int half = n_rot / 2;
+    const int64_t item = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (item >= (int64_t)n_tokens * half)
+        return;
+    const int t = (int)(item / half), i = (int)(item % half);
+    const double pos = (double)positions[t];
+    double theta = pos * (double)freq_scale * pow((double)freq_base, -2.0 * i / n_rot);
+    if (freq_factors != NULL)
+        theta /= (double)freq_factors[i];
+    table[(int64_t)t * n_rot + i] = (float)cos(theta);
+    table[(int64_t)t * n_rot + half + i] = (float)sin(theta);
+}
+
+__global__ void __launch_bounds__(ROPE_THREADS)
+rope_apply_kernel(float *x, const float *table, int n_heads, int head_dim, int n_rot,
+                  int64_t token_stride, int neox)
+{
+    const int t = blockIdx.x;
+    const int half = n_rot / 2;
+    const float *cs = table + (int64_t)t * n_rot;
+    float *xt = x + (int64_t)t * token_stride;
+    for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
+        const int h = item / half, i = item % half;
+        float *head = xt + (int64_t)h * head_dim;
+        const int a = neox ? i : 2 * i;
+        const int b = neox ? i + half : 2 * i + 1;
+        const float x0 = head[a], x1 = head[b], c = cs[i], s = cs[half + i];
+        head[a] = x0 * c - x1 * s;
+        head[b] = x0 * s + x1 * c;
+    }
+}
+
+extern "C" int rf_kernel_rope_table_f32(float *table, const int32_t *positions, int n_tokens,
+                                        int n_rot, float freq_base, float freq_scale,
+                                        const float *freq_factors, rf_gpu_stream_t stream)
+{
+    if (table == NULL || positions == NULL || n_tokens < 0 || n_rot <= 0 || n_rot % 2 != 0 ||
+        !(freq_base > 0.0f))
+        return RF_KERNEL_EINVAL;
+    const int64_t items = (int64_t)n_tokens * (n_rot / 2);
+    if (items == 0)
+        return 0;
+    rope_table_kernel<<<(unsigned)((items + 127) / 128), 128, 0, (hipStream_t)stream>>>(
+        table, positions, n_tokens, n_rot, freq_base, freq_scale, freq_factors);
+    RF_GPU_CHECK_LAUNCH();
+    return 0;
+}
+
+extern "C" int rf_kernel_rope_apply_f32(float *x, const float *table, int n_tokens, int n_heads,
+                                        int head_dim, int n_rot, int64_t token_stride, int neox,
+                                        rf_gpu_stream_t stream)
+{
+    if (x == NULL || table == NULL || n_tokens < 0 || n_heads <= 0 || head_dim <= 0 ||
+        n_rot <= 0 || n_rot % 2 != 0 || n_rot > head_dim)
+        return RF_KERNEL_EINVAL;
+    if (token_stride == 0)
+        token_stride = (int64_t)n_heads * head_dim;
+    if (token_stride < (int64_t)n_heads * head_dim)
+        return RF_KERNEL_EINVAL;
+    if (n_tokens == 0)
+        return 0;
+    rope_apply_kernel<<<(unsigned)n_tokens, ROPE_THREADS, 0, (hipStream_t)stream>>>(
+        x, table, n_heads, head_dim, n_rot, token_stride, neox != 0);
     RF_GPU_CHECK_LAUNCH();
     return 0;
 }

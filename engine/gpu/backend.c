@@ -64,6 +64,7 @@ struct rf_gpu_backend {
     float *buf[RF_BUF_COUNT];    /* [cap][width] */
     float *scratch;              /* [cap][max width]: OUTPUT_ROWS gathers */
     int32_t *d_tokens, *d_pos, *d_seq, *d_rows;
+    float *d_rope;               /* [cap][n_rot]: the step's RoPE cosines and sines */
     float *d_logits;             /* [cap][n_vocab] */
     float *h_logits;
     int32_t *logit_rows, *logit_of;
@@ -321,6 +322,8 @@ static void free_batch(rf_gpu_backend_t *b)
     rf_gpu_free(b->d_pos);
     rf_gpu_free(b->d_seq);
     rf_gpu_free(b->d_rows);
+    rf_gpu_free(b->d_rope);
+    b->d_rope = NULL;
     rf_gpu_free(b->d_logits);
     rf_gpu_free(b->workspace);
     rf_gpu_free(b->gemm_ws);
@@ -367,6 +370,9 @@ static int reserve(rf_gpu_backend_t *b, uint32_t n, rf_err_t *err)
         rc = rf_gpu_malloc((void **)&b->d_seq, n * sizeof(int32_t));
     if (rc == 0)
         rc = rf_gpu_malloc((void **)&b->d_rows, n * sizeof(int32_t));
+    if (rc == 0)
+        rc = rf_gpu_malloc((void **)&b->d_rope, (size_t)n * (hp->n_rot > 0 ? hp->n_rot : 2) *
+                           sizeof(float));
     if (rc == 0)
         rc = rf_gpu_malloc((void **)&b->d_logits, (size_t)n * hp->n_vocab * sizeof(float));
     size_t ws = rf_kernel_paged_attention_workspace((int)n, (int)hp->n_head,
@@ -773,6 +779,8 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
     const float scale = 1.0f / sqrtf((float)hp->head_dim_k);
     uint32_t rows = n; /* rows live in the buffers */
     size_t fused_until = 0; /* ops before this index ran inside an earlier launch */
+    const void *rope_key = NULL; /* the RoPE table of the step: computed for the first RoPE */
+    bool rope_ready = false;
     for (size_t i = 0; i < p->n_ops; i++) {
         const rf_op_t *op = &p->ops[i];
         if (b->prof != NULL && rf_gpu_event_record(b->prof->ev[i], b->stream) < 0)
@@ -820,13 +828,23 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
             LAUNCH(matmul(b, op->w[0], op->bias ? dev_of(b, op->bias) : NULL, src, dst, rows));
             break;
         }
-        case RF_OP_ROPE:
-            LAUNCH(rf_kernel_rope_f32(dst, b->d_pos, (int)rows,
-                                      (int)(p->width[op->dst] / op->head_dim), (int)op->head_dim,
-                                      (int)hp->n_rot, 0, hp->rope_kind == RF_ROPE_NEOX,
-                                      hp->rope_freq_base, hp->rope_freq_scale,
-                                      op->w[0] ? dev_of(b, op->w[0]) : NULL, b->stream));
+        case RF_OP_ROPE: {
+            /* Positions, n_rot and frequencies are the step's; only the
+             * frequency factors could differ between RoPEs of a plan. */
+            const void *factors = op->w[0] ? dev_of(b, op->w[0]) : NULL;
+            if (!rope_ready || factors != rope_key) {
+                LAUNCH(rf_kernel_rope_table_f32(b->d_rope, b->d_pos, (int)rows, (int)hp->n_rot,
+                                                hp->rope_freq_base, hp->rope_freq_scale,
+                                                factors, b->stream));
+                rope_key = factors;
+                rope_ready = true;
+            }
+            LAUNCH(rf_kernel_rope_apply_f32(dst, b->d_rope, (int)rows,
+                                            (int)(p->width[op->dst] / op->head_dim),
+                                            (int)op->head_dim, (int)hp->n_rot, 0,
+                                            hp->rope_kind == RF_ROPE_NEOX, b->stream));
             break;
+        }
         case RF_OP_ATTENTION: {
             uint32_t l = (uint32_t)op->layer;
             LAUNCH(rf_kernel_kv_store_f16(b->k_cache[l], b->v_cache[l], b->buf[op->src2],
@@ -874,6 +892,7 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
                     return gpu_fail(err, RF_EGPU, "packing the output rows");
             }
             rows = n_logits;
+            rope_ready = false; /* a RoPE after this would see other rows */
             break;
         }
         case RF_OP_LOGITS: {

@@ -148,6 +148,20 @@ static void check_rope(int n_tokens, int n_heads, int head_dim, int n_rot, bool 
     cr_assert_eq(rf_kernel_rope_f32(d_x, d_pos, n_tokens, n_heads, head_dim, n_rot, 0, neox, base,
                                     scale, d_ff, NULL), 0);
     float *got = gpu_test_download(d_x, n * sizeof(float));
+    /* the table-then-apply pair the engine uses gives the same bits */
+    float *d_x2 = gpu_test_upload(x, n * sizeof(float));
+    float *d_table = gpu_test_poisoned((size_t)n_tokens * n_rot * sizeof(float));
+    cr_assert_eq(rf_kernel_rope_table_f32(d_table, d_pos, n_tokens, n_rot, base, scale, d_ff,
+                                          NULL), 0);
+    cr_assert_eq(rf_kernel_rope_apply_f32(d_x2, d_table, n_tokens, n_heads, head_dim, n_rot, 0,
+                                          neox, NULL), 0);
+    float *got2 = gpu_test_download(d_x2, n * sizeof(float));
+    cr_assert(memcmp(got, got2, n * sizeof(float)) == 0,
+              "rope table + apply differs from rope (%s, head_dim %d, n_rot %d)",
+              neox ? "neox" : "normal", head_dim, n_rot);
+    rf_gpu_free(d_x2);
+    rf_gpu_free(d_table);
+    free(got2);
     double worst = 0, mag = 0;
     for (size_t i = 0; i < n; i++) {
         cr_assert(!isnan(got[i]), "rope: NaN at %zu", i);
