@@ -15,9 +15,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "quant.h"
@@ -214,6 +217,50 @@ static float llama3_rope_factor(uint32_t i, uint32_t head_dim, float base)
     return 1.0f / ((1.0f - smooth) / factor + smooth);
 }
 
+/* Rows [a, b) of a fill_rows chunk: values into scratch, quantized into dst
+ * (both at the chunk's start). Elements depend only on their index, so the
+ * rows can be split between threads. */
+typedef struct fill_job {
+    const plan_t *p;
+    const plan_tensor_t *t;
+    size_t tensor_index;
+    uint64_t row0, a, b;
+    void *dst;
+    int rc;
+} fill_job_t;
+
+static void *fill_range(void *arg)
+{
+    fill_job_t *j = arg;
+    const plan_t *p = j->p;
+    const plan_tensor_t *t = j->t;
+    uint64_t ne0 = t->ne[0];
+    /* Weights: uniform with standard deviation 1/sqrt(fan_in), so
+     * activations keep their scale through the layers. */
+    float weight_amp = sqrtf(3.0f / (float)ne0);
+    uint32_t head_dim = p->shape->n_embd / p->shape->n_head;
+    float *vals = p->scratch + j->a * ne0;
+    size_t n = (size_t)((j->b - j->a) * ne0);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t e = (j->row0 + j->a) * ne0 + k;
+        float u = uniform_pm1(key_hash(p->opt.seed, j->tensor_index, e));
+        float v;
+        switch (t->init) {
+        case INIT_EMBED: v = u; break;
+        case INIT_NORM: v = 1.0f + 0.1f * u; break;
+        case INIT_ROPE_FREQS:
+            v = llama3_rope_factor((uint32_t)e, head_dim, p->shape->rope_freq_base);
+            break;
+        default: v = weight_amp * u; break;
+        }
+        vals[k] = v;
+    }
+    uint64_t row_bytes = 0;
+    rf_type_row_bytes(t->type, ne0, &row_bytes);
+    j->rc = rf_quantize_row(t->type, vals, (uint8_t *)j->dst + j->a * row_bytes, (int64_t)n);
+    return NULL;
+}
+
 static int fill_rows(void *ctx, size_t tensor_index, uint64_t row0, uint64_t n_rows, void *dst)
 {
     plan_t *p = ctx;
@@ -227,25 +274,34 @@ static int fill_rows(void *ctx, size_t tensor_index, uint64_t row0, uint64_t n_r
         p->scratch = bigger;
         p->scratch_elems = n;
     }
-    /* Weights: uniform with standard deviation 1/sqrt(fan_in), so
-     * activations keep their scale through the layers. */
-    float weight_amp = sqrtf(3.0f / (float)ne0);
-    uint32_t head_dim = p->shape->n_embd / p->shape->n_head;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t e = row0 * ne0 + k;
-        float u = uniform_pm1(key_hash(p->opt.seed, tensor_index, e));
-        float v;
-        switch (t->init) {
-        case INIT_EMBED: v = u; break;
-        case INIT_NORM: v = 1.0f + 0.1f * u; break;
-        case INIT_ROPE_FREQS:
-            v = llama3_rope_factor((uint32_t)e, head_dim, p->shape->rope_freq_base);
-            break;
-        default: v = weight_amp * u; break;
-        }
-        p->scratch[k] = v;
+    /* Large chunks on every core (an 8B model is 8e9 values). */
+    enum { MAX_THREADS = 32 };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t n_threads = n >= ((size_t)1 << 20) && cores > 1 ? (uint64_t)cores : 1;
+    if (n_threads > MAX_THREADS)
+        n_threads = MAX_THREADS;
+    if (n_threads > n_rows)
+        n_threads = n_rows;
+    fill_job_t jobs[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (uint64_t i = 0; i < n_threads; i++) {
+        jobs[i] = (fill_job_t){.p = p, .t = t, .tensor_index = tensor_index, .row0 = row0,
+                               .a = n_rows * i / n_threads, .b = n_rows * (i + 1) / n_threads,
+                               .dst = dst};
+        if (i > 0)
+            started[i] = pthread_create(&threads[i], NULL, fill_range, &jobs[i]) == 0;
     }
-    int rc = rf_quantize_row(t->type, p->scratch, dst, (int64_t)n);
+    fill_range(&jobs[0]);
+    int rc = jobs[0].rc;
+    for (uint64_t i = 1; i < n_threads; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            fill_range(&jobs[i]); /* no thread: do it here */
+        if (rc == 0)
+            rc = jobs[i].rc;
+    }
     if (rc < 0)
         return rc;
     uint64_t row_bytes = 0;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "engine.h"
 #include "scheduler.h"
@@ -127,6 +128,21 @@ static int run_one(const workload_t *w, uint32_t max_seqs, long prefix, bool pre
     free(prompt);
     rf_sched_close(s);
     rf_engine_close(e);
+    return rc;
+}
+
+int rf__bench_batch_measure(const char *model, rf_device_t device, long n_prompts, long n_in,
+                            long n_out, uint32_t max_seqs, long max_batched, double *seconds,
+                            double *out_tps, rf_err_t *err)
+{
+    workload_t w = {.model = model, .n_prompts = n_prompts, .n_in = n_in, .n_out = n_out,
+                    .max_batched = max_batched, .device = device};
+    result_t res = {0};
+    int rc = run_one(&w, max_seqs, 0, true, &res, err);
+    if (rc == 0) {
+        *seconds = res.seconds;
+        *out_tps = res.out_tps;
+    }
     return rc;
 }
 

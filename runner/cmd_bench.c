@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "gguf.h"
 #include "engine.h"
@@ -26,6 +27,7 @@ static void usage(FILE *out)
             "usage: rocmforge bench tokenize -m VOCAB.gguf [options] FILE...\n"
             "       rocmforge bench cpu -m MODEL.gguf [-p N] [-n N] [-t N] [--reps N] [--device gpu]\n"
             "       rocmforge bench batch -m MODEL.gguf [options] (see bench batch --help)\n"
+            "       rocmforge bench gpu [-m MODEL.gguf]... [options] (see bench gpu --help)\n"
             "       rocmforge bench memory [-t N] [--mib N] [--reps N]\n"
             "\n"
             "Benchmarks. 'tokenize' encodes each text file whole on one thread, again and\n"
@@ -194,6 +196,76 @@ static int argmax(const float *x, uint32_t n)
     return (int)best;
 }
 
+/* One sequence: a prompt of n_prompt tokens in one pass, then n_gen tokens
+ * one pass each, reps times; the medians in *prompt_s and *gen_s. On the GPU
+ * the greedy choice is made on the device (RF_LOGITS_GREEDY, as greedy jobs
+ * run); on the CPU the host takes the argmax of the logits. */
+int rf__bench_decode(rf_engine_t *e, long n_prompt, long n_gen, long reps, double *prompt_s,
+                     double *gen_s, rf_err_t *err)
+{
+    uint32_t n_vocab = rf_engine_hparams(e)->n_vocab;
+    bool greedy = rf_engine_on_gpu(e);
+    int32_t *tokens = malloc((size_t)n_prompt * sizeof *tokens);
+    int32_t *pos = malloc((size_t)n_prompt * sizeof *pos);
+    int32_t *seq = calloc((size_t)n_prompt, sizeof *seq);
+    int8_t *want = calloc((size_t)n_prompt, sizeof *want);
+    double *ps = calloc((size_t)reps, sizeof *ps);
+    double *gs = calloc((size_t)reps, sizeof *gs);
+    int rc = 0;
+    if (tokens == NULL || pos == NULL || seq == NULL || want == NULL || ps == NULL || gs == NULL) {
+        rc = rf_err_set(err, -ENOMEM, "out of memory");
+        goto done;
+    }
+    /* A fixed pseudo-random prompt: weights are random too, and the cost of
+     * a forward pass does not depend on which ids it sees. */
+    for (long i = 0; i < n_prompt; i++) {
+        tokens[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % n_vocab);
+        pos[i] = (int32_t)i;
+    }
+    want[n_prompt - 1] = greedy ? RF_LOGITS_GREEDY : RF_LOGITS_FULL;
+    for (long r = 0; r < reps && rc == 0; r++) {
+        rf_engine_seq_truncate(e, 0, 0);
+        rf_batch_t batch = {.n_tokens = (uint32_t)n_prompt, .tokens = tokens, .positions = pos,
+                            .seq_ids = seq, .logits = want};
+        double t0 = now_seconds();
+        rc = rf_engine_eval(e, &batch, err);
+        ps[r] = now_seconds() - t0;
+        int32_t next = 0;
+        float lp;
+        if (rc == 0 && greedy)
+            rc = rf_engine_greedy(e, (uint32_t)(n_prompt - 1), &next, &lp);
+        else if (rc == 0)
+            next = argmax(rf_engine_logits(e, (uint32_t)(n_prompt - 1)), n_vocab);
+        t0 = now_seconds();
+        for (long i = 0; i < n_gen && rc == 0; i++) {
+            int32_t p = (int32_t)(n_prompt + i), s0 = 0;
+            int8_t w = want[n_prompt - 1];
+            rf_batch_t one = {.n_tokens = 1, .tokens = &next, .positions = &p, .seq_ids = &s0,
+                              .logits = &w};
+            rc = rf_engine_eval(e, &one, err);
+            if (rc == 0 && greedy)
+                rc = rf_engine_greedy(e, 0, &next, &lp);
+            else if (rc == 0)
+                next = argmax(rf_engine_logits(e, 0), n_vocab);
+        }
+        gs[r] = now_seconds() - t0;
+    }
+    if (rc == 0) {
+        qsort(ps, (size_t)reps, sizeof *ps, compare_double);
+        qsort(gs, (size_t)reps, sizeof *gs, compare_double);
+        *prompt_s = ps[reps / 2];
+        *gen_s = gs[reps / 2];
+    }
+done:
+    free(tokens);
+    free(pos);
+    free(seq);
+    free(want);
+    free(ps);
+    free(gs);
+    return rc;
+}
+
 static int bench_cpu(int argc, char **argv)
 {
     const char *model = NULL;
@@ -257,51 +329,13 @@ static int bench_cpu(int argc, char **argv)
         rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
         return RF_EXIT_FAIL;
     }
-    uint32_t n_vocab = rf_engine_hparams(e)->n_vocab;
-    int32_t *tokens = malloc((size_t)n_prompt * sizeof *tokens);
-    int32_t *pos = malloc((size_t)n_prompt * sizeof *pos);
-    int32_t *seq = calloc((size_t)n_prompt, sizeof *seq);
-    double *prompt_s = calloc((size_t)reps, sizeof *prompt_s);
-    double *gen_s = calloc((size_t)reps, sizeof *gen_s);
-    int status = RF_EXIT_FAIL;
-    if (tokens == NULL || pos == NULL || seq == NULL || prompt_s == NULL || gen_s == NULL)
-        goto done;
-    /* A fixed pseudo-random prompt: weights are random too, and the cost of
-     * a forward pass does not depend on which ids it sees. */
-    for (long i = 0; i < n_prompt; i++) {
-        tokens[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % n_vocab);
-        pos[i] = (int32_t)i;
-    }
-    for (long r = 0; r < reps; r++) {
-        rf_engine_seq_truncate(e, 0, 0);
-        rf_batch_t batch = {.n_tokens = (uint32_t)n_prompt, .tokens = tokens, .positions = pos,
-                            .seq_ids = seq, .logits = NULL};
-        double t0 = now_seconds();
-        rc = rf_engine_eval(e, &batch, &err);
-        prompt_s[r] = now_seconds() - t0;
-        if (rc < 0)
-            break;
-        int32_t next = argmax(rf_engine_logits(e, (uint32_t)(n_prompt - 1)), n_vocab);
-        t0 = now_seconds();
-        for (long i = 0; i < n_gen && rc == 0; i++) {
-            int32_t p = (int32_t)(n_prompt + i), s0 = 0;
-            rf_batch_t one = {.n_tokens = 1, .tokens = &next, .positions = &p, .seq_ids = &s0,
-                              .logits = NULL};
-            rc = rf_engine_eval(e, &one, &err);
-            if (rc == 0)
-                next = argmax(rf_engine_logits(e, 0), n_vocab);
-        }
-        gen_s[r] = now_seconds() - t0;
-        if (rc < 0)
-            break;
-    }
+    double pm = 0, gm = 0;
+    rc = rf__bench_decode(e, n_prompt, n_gen, reps, &pm, &gm, &err);
     if (rc < 0) {
         rf__cli_error("bench", "%s", err.msg[0] ? err.msg : rf_strerror(rc));
-        goto done;
+        rf_engine_close(e);
+        return RF_EXIT_FAIL;
     }
-    qsort(prompt_s, (size_t)reps, sizeof *prompt_s, compare_double);
-    qsort(gen_s, (size_t)reps, sizeof *gen_s, compare_double);
-    double pm = prompt_s[reps / 2], gm = gen_s[reps / 2];
     if (rf_engine_on_gpu(e))
         printf("model: %s, GPU %s, median of %ld runs\n", model, rf_engine_device_name(e), reps);
     else
@@ -311,15 +345,8 @@ static int bench_cpu(int argc, char **argv)
     printf("%-12s %8ld %10.3f %10.2f\n", "prompt", n_prompt, pm, (double)n_prompt / pm);
     if (n_gen > 0)
         printf("%-12s %8ld %10.3f %10.2f\n", "generation", n_gen, gm, (double)n_gen / gm);
-    status = RF_EXIT_OK;
-done:
-    free(tokens);
-    free(pos);
-    free(seq);
-    free(prompt_s);
-    free(gen_s);
     rf_engine_close(e);
-    return status;
+    return RF_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -422,8 +449,10 @@ int rf__cmd_bench(int argc, char **argv)
         return bench_cpu(argc - 1, argv + 1);
     if (strcmp(argv[1], "batch") == 0)
         return rf__bench_batch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "gpu") == 0)
+        return rf__bench_gpu(argc - 1, argv + 1);
     if (strcmp(argv[1], "memory") == 0)
         return bench_memory(argc - 1, argv + 1);
-    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu, batch, memory", argv[1]);
+    rf__cli_error("bench", "unknown benchmark '%s'; available: tokenize, cpu, batch, gpu, memory", argv[1]);
     return RF_EXIT_USAGE;
 }

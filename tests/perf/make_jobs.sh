@@ -4,13 +4,14 @@
 #
 # usage: tests/perf/make_jobs.sh N [WORDS] [OUT] [SEED] > jobs.jsonl
 #   N      jobs (custom_id p0 .. pN-1)
-#   WORDS  random lowercase words per prompt, 3 to 8 letters each (default 22:
-#          about 128 tokens with the Llama 3 tokenizer `rocmforge synth` writes)
+#   WORDS  random lowercase words per prompt, 3 to 8 letters each (default 20:
+#          127 tokens on average, BOS included, with the vocabulary `rocmforge
+#          synth` writes for the Llama shapes; 22 words make 140)
 #   OUT    max_tokens of each job (default 128)
 #   SEED   seed of the word generator (default 1): same arguments, same file
 set -eu
 n=${1:?usage: make_jobs.sh N [WORDS] [OUT] [SEED]}
-words=${2:-22}
+words=${2:-20}
 out=${3:-128}
 seed=${4:-1}
 awk -v n="$n" -v words="$words" -v out="$out" -v seed="$seed" 'BEGIN {

@@ -5,7 +5,7 @@
 #
 # usage: tests/perf/multi_gpu.sh [ROCMFORGE] [JOBS] [GPUS]
 #   ROCMFORGE  the binary (default build/rocmforge, built with -DRF_GPU=CUDA|HIP)
-#   JOBS       jobs of each run (default 4096: ~128 tokens in, 128 out, greedy)
+#   JOBS       jobs of each run (default 4096: ~140 tokens in, 128 out, greedy)
 #   GPUS       the --gpus list (default all), or workers:N for N workers on
 #              this device without --gpus (a check of this script on a CPU)
 # environment:
@@ -68,7 +68,7 @@ if [ ! -f "$model" ]; then
     say "writing $model"
     "$bin" synth --shape llama-3.2-1b --untied --type f16 -o "$model" --quiet
 fi
-"$here/tests/perf/make_jobs.sh" "$jobs" > jobs.jsonl
+"$here/tests/perf/make_jobs.sh" "$jobs" 22 > jobs.jsonl
 
 # where GPUS: the options that place the workers
 where() {
