@@ -200,6 +200,8 @@ static void remove_entry(worker_t *w, job_entry_t *e)
         }
 }
 
+static void schedule_flush(worker_t *w);
+
 /* The job cannot be done by this worker: fail it at the next commit.
  * Permanent failures (the input is wrong for this model) are not retried. */
 static void entry_fail(worker_t *w, job_entry_t *e, const char *msg, bool permanent)
@@ -210,12 +212,11 @@ static void entry_fail(worker_t *w, job_entry_t *e, const char *msg, bool perman
     e->error = strdup(msg);
     e->fail_flags = permanent ? RF_JOBQ_FAIL_PERMANENT : 0;
     e->state = E_FAILING;
-    uv_timer_start(&w->flush_timer, NULL, 0, 0);
+    schedule_flush(w);
 }
 
 static void begin_drain(worker_t *w);
 static void maybe_teardown(worker_t *w);
-static void schedule_flush(worker_t *w);
 
 /* A database error other than a lock wait (disk full, I/O error, a
  * read-only or damaged file): stop the run. Nothing more is written;
@@ -608,12 +609,20 @@ static void flush_cb(uv_timer_t *t)
     maybe_teardown(w);
 }
 
+/* Commit within flush_ms, so that the results finishing meanwhile share
+ * one transaction; at once when the group is full, or when no job in
+ * flight could join it (the last results of a run would otherwise wait
+ * flush_ms for nothing, and the run's end with them). */
 static void schedule_flush(worker_t *w)
 {
     size_t ready = 0;
-    for (job_entry_t *e = w->entries; e != NULL; e = e->next)
+    bool more_coming = false;
+    for (job_entry_t *e = w->entries; e != NULL; e = e->next) {
         ready += e->state == E_READY;
-    if (ready >= (w->o.group_max ? w->o.group_max : 256))
+        more_coming |= e->state == E_PREPARING || e->state == E_RUNNING ||
+                       e->state == E_COMPRESSING;
+    }
+    if (ready >= (w->o.group_max ? w->o.group_max : 256) || !more_coming)
         uv_timer_start(&w->flush_timer, flush_cb, 0, 0);
     else if (!uv_is_active((uv_handle_t *)&w->flush_timer))
         uv_timer_start(&w->flush_timer, flush_cb, (uint64_t)w->o.flush_ms, 0);
@@ -1093,9 +1102,16 @@ int rf_worker_run(rf_db_t *db, rf_engine_t *e, rf_sched_t *sched,
         rf_err_set(err, RF_EDB, "%s", w->err.msg);
     } else {
         double secs = (double)(wall_ms() - w->start_ms) / 1e3;
+        /* The engine thread is joined: its totals can be read. Steps and
+         * the share of the run spent in them tell a slow engine from an
+         * engine kept waiting (compare `rocmforge bench batch`). */
+        rf_sched_stats_t st;
+        rf_sched_get_stats(w->sched, &st);
         logf_(w, "done: %" PRId64 " jobs completed, %" PRId64 " failed, %" PRId64
-              " tokens generated in %.1f s (%.0f tokens/s)", w->jobs_done, w->jobs_failed,
-              w->tokens_out, secs, secs > 0 ? (double)w->tokens_out / secs : 0.0);
+              " tokens generated in %.1f s (%.0f tokens/s); engine: %" PRIu64 " steps, "
+              "%.1f s in them (%.0f%%)", w->jobs_done, w->jobs_failed, w->tokens_out, secs,
+              secs > 0 ? (double)w->tokens_out / secs : 0.0, st.steps, st.busy_ms / 1e3,
+              secs > 0 ? st.busy_ms / 10.0 / secs : 0.0);
     }
 out_loop:
     uv_loop_close(&w->loop);
