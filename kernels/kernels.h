@@ -159,6 +159,19 @@ int rf_kernel_matmul_f32(int type, const void *weight, const float *x, float *y,
                          const float *bias, int64_t n_out, int64_t n_in, int n_tokens,
                          rf_gpu_stream_t stream);
 
+/* Device-only layouts of Q4_0 and Q8_0 weights that the engine may repack
+ * them into at upload: for n_rows rows of n_in elements (n_in a multiple of
+ * 32), every row's quants (16 or 32 bytes a block) end to end, then every
+ * row's F16 block scales; the same bytes as the GGUF layout. Its 18- and
+ * 34-byte blocks only allow 2-byte loads; this one lets a lane read a
+ * block's quants with 16-byte loads. rf_kernel_matmul_f32 and
+ * rf_kernel_matmul_set_f32 take these type ids as weight types. */
+enum { RF_KERNEL_Q4_0_SPLIT = 1002, RF_KERNEL_Q8_0_SPLIT = 1008 };
+/* Repack n_rows rows of a Q4_0 or Q8_0 weight (type 2 or 8) from src to
+ * dst (device memory, not overlapping, dst 16-byte aligned). */
+int rf_kernel_repack_split(int type, const void *src, void *dst, int64_t n_rows, int64_t n_in,
+                           rf_gpu_stream_t stream);
+
 /* Several matmuls of one input in one launch (Q, K and V; gate and up):
  * for each k < n_mats, y[k] = x W[k]^T (+ bias[k]) as rf_kernel_matmul_f32,
  * every W[k] of the same type and n_in, n_mats 1..RF_MATMUL_MAX_SET. For few

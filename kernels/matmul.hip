@@ -8,11 +8,12 @@
  * BLAS path).
  *
  * Work split: a block of 128 threads owns R consecutive output rows (R = 2 for
- * one or two tokens, 4 above, so the activations a thread loads serve R rows
- * from registers). The row is cut into units of 32 quantized elements (one
- * Q4_0/Q8_0 block, an eighth of a K-quant super-block) or 16 bytes of a
- * plain type; consecutive threads take consecutive units, so a warp's loads
- * cover a contiguous stretch of every row. Each thread keeps R x n_tokens
+ * one or two tokens, 4 above, 8 for Q4_0 / Q8_0 at one or two tokens; the
+ * activations a thread loads serve R rows from registers). The row is cut
+ * into units of 32 quantized elements (one Q4_0/Q8_0 block, an eighth of a
+ * K-quant super-block) or 16 bytes of a plain type; consecutive threads take
+ * consecutive units, so a warp's loads cover a contiguous stretch of every
+ * row. Each thread keeps R x n_tokens
  * partial sums, the warps reduce with shuffles and the block through shared
  * memory. Quants become floats by the 2^23 mantissa trick (an OR and an
  * exact subtraction) instead of the slower int-to-float unit.
@@ -20,6 +21,11 @@
  * One launch may cover up to RF_MATMUL_MAX_SET matrices of the same input
  * (rf_kernel_matmul_set_f32: Q, K and V; gate and up): the grid is their
  * blocks end to end, and each block looks up which matrix it computes.
+ *
+ * Q4_0 and Q8_0 also come in the split layout of kernels.h (repack.hip):
+ * a lane then reads its block's quants with 16-byte loads and the scale
+ * from the table after the quants, instead of nine or seventeen 2-byte
+ * loads.
  *
  * Alignment: quantized and vectorised paths need x and W 16-byte aligned
  * (every device allocation is); a plain-type row whose length is not a
@@ -75,8 +81,9 @@ struct unit_traits {
 };
 
 template <int TYPE, bool VEC, int MAXT, int R>
-__device__ static inline void unit_dot(const uint8_t *const *rows, int64_t u, const float *x,
-                                       int64_t n_in, int nt, float (&acc)[R][MAXT])
+__device__ static inline void unit_dot(const uint8_t *const *rows, const uint8_t *const *scales,
+                                       int64_t u, const float *x, int64_t n_in, int nt,
+                                       float (&acc)[R][MAXT])
 {
     if (TYPE == RF_DEV_F32 && VEC) {
         const int64_t e = u * 4;
@@ -141,18 +148,24 @@ __device__ static inline void unit_dot(const uint8_t *const *rows, int64_t u, co
                     acc[r][t] += xv * w[r];
             }
         }
-    } else if (TYPE == RF_DEV_Q4_0) {
+    } else if (TYPE == RF_DEV_Q4_0 || TYPE == RF_KERNEL_Q4_0_SPLIT) {
         /* byte j: element j in the low nibble, j + 16 in the high one */
         const int64_t e = u * 32;
         uint32_t q[R][4];
         float d[R];
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            const uint8_t *b = rows[r] + u * RF_DEV_Q4_0_BYTES;
-            d[r] = rf_half_to_float(rf_load_u16(b));
+            if (TYPE == RF_KERNEL_Q4_0_SPLIT) {
+                const uint4 v = ((const uint4 *)rows[r])[u];
+                q[r][0] = v.x, q[r][1] = v.y, q[r][2] = v.z, q[r][3] = v.w;
+                d[r] = rf_half_to_float(((const uint16_t *)scales[r])[u]);
+            } else {
+                const uint8_t *b = rows[r] + u * RF_DEV_Q4_0_BYTES;
+                d[r] = rf_half_to_float(rf_load_u16(b));
 #pragma unroll
-            for (int k = 0; k < 4; k++)
-                q[r][k] = load_u32_2aligned(b + 2 + 4 * k);
+                for (int k = 0; k < 4; k++)
+                    q[r][k] = load_u32_2aligned(b + 2 + 4 * k);
+            }
         }
 #pragma unroll
         for (int t = 0; t < MAXT; t++) {
@@ -180,17 +193,27 @@ __device__ static inline void unit_dot(const uint8_t *const *rows, int64_t u, co
                     acc[r][t] += d[r] * s[r];
             }
         }
-    } else if (TYPE == RF_DEV_Q8_0) {
+    } else if (TYPE == RF_DEV_Q8_0 || TYPE == RF_KERNEL_Q8_0_SPLIT) {
         const int64_t e = u * 32;
         uint32_t q[R][8];
         float d[R];
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            const uint8_t *b = rows[r] + u * RF_DEV_Q8_0_BYTES;
-            d[r] = rf_half_to_float(rf_load_u16(b));
+            if (TYPE == RF_KERNEL_Q8_0_SPLIT) {
+                const uint4 v0 = ((const uint4 *)rows[r])[2 * u];
+                const uint4 v1 = ((const uint4 *)rows[r])[2 * u + 1];
+                const uint32_t w8[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
 #pragma unroll
-            for (int k = 0; k < 8; k++) /* flip the sign bits: q + 128 as unsigned */
-                q[r][k] = load_u32_2aligned(b + 2 + 4 * k) ^ 0x80808080u;
+                for (int k = 0; k < 8; k++) /* flip the sign bits: q + 128 as unsigned */
+                    q[r][k] = w8[k] ^ 0x80808080u;
+                d[r] = rf_half_to_float(((const uint16_t *)scales[r])[u]);
+            } else {
+                const uint8_t *b = rows[r] + u * RF_DEV_Q8_0_BYTES;
+                d[r] = rf_half_to_float(rf_load_u16(b));
+#pragma unroll
+                for (int k = 0; k < 8; k++) /* flip the sign bits: q + 128 as unsigned */
+                    q[r][k] = load_u32_2aligned(b + 2 + 4 * k) ^ 0x80808080u;
+            }
         }
 #pragma unroll
         for (int t = 0; t < MAXT; t++) {
@@ -343,6 +366,16 @@ __device__ static inline void unit_dot(const uint8_t *const *rows, int64_t u, co
 
 /* ---- the kernel ----------------------------------------------------------- */
 
+/* Output rows per block: two or four, eight for Q4_0 / Q8_0 at one or two
+ * tokens (their 32-element units are few per row, so a block of two rows
+ * did little work and reloaded the activations for every two rows). */
+template <int TYPE, int MAXT>
+struct gemv_rows {
+    static constexpr bool q32 = TYPE == RF_DEV_Q4_0 || TYPE == RF_DEV_Q8_0 ||
+                                TYPE == RF_KERNEL_Q4_0_SPLIT || TYPE == RF_KERNEL_Q8_0_SPLIT;
+    static constexpr int value = MAXT <= 2 ? (q32 ? 8 : 2) : 4;
+};
+
 /* The matrices of one launch: blocks first_block[k] .. first_block[k+1]-1
  * compute matrix k (one matrix for a plain matmul). */
 struct gemv_set {
@@ -358,7 +391,7 @@ template <int TYPE, bool VEC, int MAXT>
 __global__ void __launch_bounds__(GEMV_THREADS)
 gemv_kernel(const gemv_set set, int64_t row_bytes, const float *x, int64_t n_in, int nt)
 {
-    constexpr int R = MAXT <= 2 ? 2 : 4;
+    constexpr int R = gemv_rows<TYPE, MAXT>::value;
     constexpr int UNIT = unit_traits<TYPE, VEC>::elems;
     constexpr int WARPS = GEMV_THREADS / RF_WARP_SIZE;
     __shared__ float partial[WARPS][R][MAXT];
@@ -373,11 +406,15 @@ gemv_kernel(const gemv_set set, int64_t row_bytes, const float *x, int64_t n_in,
     const float *bias = set.bias[m];
     const int64_t n_out = set.n_out[m];
     const int64_t row0 = (int64_t)(blockIdx.x - set.first_block[m]) * R;
-    const uint8_t *rows[R];
+    /* Split layouts: the scales follow every row's quants, 2 bytes a block. */
+    const uint8_t *scale_base = weight + n_out * row_bytes;
+    const int64_t scale_row = n_in / 32 * 2;
+    const uint8_t *rows[R], *scales[R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int64_t row = row0 + r < n_out ? row0 + r : n_out - 1; /* clamp, never written */
         rows[r] = weight + row * row_bytes;
+        scales[r] = scale_base + row * scale_row;
     }
     float acc[R][MAXT];
 #pragma unroll
@@ -388,7 +425,7 @@ gemv_kernel(const gemv_set set, int64_t row_bytes, const float *x, int64_t n_in,
 
     const int64_t n_units = n_in / UNIT;
     for (int64_t u = threadIdx.x; u < n_units; u += blockDim.x)
-        unit_dot<TYPE, VEC, MAXT, R>(rows, u, x, n_in, nt, acc);
+        unit_dot<TYPE, VEC, MAXT, R>(rows, scales, u, x, n_in, nt, acc);
 
     const int lane = threadIdx.x % RF_WARP_SIZE, warp = threadIdx.x / RF_WARP_SIZE;
 #pragma unroll
@@ -416,27 +453,33 @@ gemv_kernel(const gemv_set set, int64_t row_bytes, const float *x, int64_t n_in,
 
 /* ---- launcher ------------------------------------------------------------- */
 
-template <int TYPE, bool VEC>
-static int launch_group(gemv_set set, int64_t row_bytes, const float *x, int64_t n_in, int nt,
+template <int TYPE, bool VEC, int MAXT>
+static void launch_rows(gemv_set set, int64_t row_bytes, const float *x, int64_t n_in, int nt,
                         hipStream_t s)
 {
-    const unsigned threads = GEMV_THREADS;
-    const int64_t rows_per_block = nt <= 2 ? 2 : 4;
+    const int64_t rows_per_block = gemv_rows<TYPE, MAXT>::value;
     unsigned blocks = 0;
     for (int k = 0; k < set.n; k++) {
         set.first_block[k] = blocks;
         blocks += (unsigned)((set.n_out[k] + rows_per_block - 1) / rows_per_block);
     }
     set.first_block[set.n] = blocks;
-    const dim3 grid(blocks);
+    gemv_kernel<TYPE, VEC, MAXT><<<dim3(blocks), GEMV_THREADS, 0, s>>>(set, row_bytes, x, n_in,
+                                                                        nt);
+}
+
+template <int TYPE, bool VEC>
+static int launch_group(const gemv_set &set, int64_t row_bytes, const float *x, int64_t n_in,
+                        int nt, hipStream_t s)
+{
     if (nt == 1)
-        gemv_kernel<TYPE, VEC, 1><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
+        launch_rows<TYPE, VEC, 1>(set, row_bytes, x, n_in, nt, s);
     else if (nt == 2)
-        gemv_kernel<TYPE, VEC, 2><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
+        launch_rows<TYPE, VEC, 2>(set, row_bytes, x, n_in, nt, s);
     else if (nt <= 4)
-        gemv_kernel<TYPE, VEC, 4><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
+        launch_rows<TYPE, VEC, 4>(set, row_bytes, x, n_in, nt, s);
     else
-        gemv_kernel<TYPE, VEC, 8><<<grid, threads, 0, s>>>(set, row_bytes, x, n_in, nt);
+        launch_rows<TYPE, VEC, 8>(set, row_bytes, x, n_in, nt, s);
     RF_GPU_CHECK_LAUNCH();
     return 0;
 }
@@ -491,6 +534,11 @@ static int matmul_set(int type, const gemv_set &set, const float *x, int64_t n_i
         if (n_in % 32 != 0 || !x_vec || !w_even)
             return RF_KERNEL_EINVAL;
         break;
+    case RF_KERNEL_Q4_0_SPLIT:
+    case RF_KERNEL_Q8_0_SPLIT:
+        if (n_in % 32 != 0 || !x_vec || !w_aligned)
+            return RF_KERNEL_EINVAL;
+        break;
     case RF_DEV_Q4_K:
     case RF_DEV_Q6_K:
         if (n_in % RF_DEV_QK_K != 0 || !x_vec)
@@ -522,6 +570,10 @@ static int matmul_set(int type, const gemv_set &set, const float *x, int64_t n_i
     case RF_DEV_Q4_0:
         return launch_all<RF_DEV_Q4_0, true>(set, n_in / 32 * RF_DEV_Q4_0_BYTES, x, n_in,
                                              n_tokens, s);
+    case RF_KERNEL_Q4_0_SPLIT:
+        return launch_all<RF_KERNEL_Q4_0_SPLIT, true>(set, n_in / 32 * 16, x, n_in, n_tokens, s);
+    case RF_KERNEL_Q8_0_SPLIT:
+        return launch_all<RF_KERNEL_Q8_0_SPLIT, true>(set, n_in / 32 * 32, x, n_in, n_tokens, s);
     case RF_DEV_Q4_K:
         return launch_all<RF_DEV_Q4_K, true>(set, n_in / 256 * RF_DEV_Q4_K_BYTES, x, n_in,
                                              n_tokens, s);

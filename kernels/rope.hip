@@ -26,6 +26,16 @@
 
 enum { ROPE_THREADS = 256, ROPE_MAX_HALF = 512 };
 
+/* One rotation, its roundings pinned (no contraction left to the compiler),
+ * so that both kernels below give the same bits. */
+__device__ static inline void rotate(float &x0, float &x1, float c, float s)
+{
+    const float a = __fmaf_rn(x0, c, -__fmul_rn(x1, s));
+    const float b = __fmaf_rn(x0, s, __fmul_rn(x1, c));
+    x0 = a;
+    x1 = b;
+}
+
 __global__ void __launch_bounds__(ROPE_THREADS)
 rope_kernel(float *x, const int32_t *positions, int n_heads, int head_dim, int n_rot,
             int64_t token_stride, int neox, float freq_base, float freq_scale,
@@ -49,9 +59,10 @@ rope_kernel(float *x, const int32_t *positions, int n_heads, int head_dim, int n
         float *head = xt + (int64_t)h * head_dim;
         const int a = neox ? i : 2 * i;
         const int b = neox ? i + half : 2 * i + 1;
-        const float x0 = head[a], x1 = head[b], c = cos_s[i], s = sin_s[i];
-        head[a] = x0 * c - x1 * s;
-        head[b] = x0 * s + x1 * c;
+        float x0 = head[a], x1 = head[b];
+        rotate(x0, x1, cos_s[i], sin_s[i]);
+        head[a] = x0;
+        head[b] = x1;
     }
 }
 
@@ -106,14 +117,33 @@ rope_apply_kernel(float *x, const float *table, int n_heads, int head_dim, int n
     const int half = n_rot / 2;
     const float *cs = table + (int64_t)t * n_rot;
     float *xt = x + (int64_t)t * token_stride;
-    for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
-        const int h = item / half, i = item % half;
-        float *head = xt + (int64_t)h * head_dim;
-        const int a = neox ? i : 2 * i;
-        const int b = neox ? i + half : 2 * i + 1;
-        const float x0 = head[a], x1 = head[b], c = cs[i], s = cs[half + i];
-        head[a] = x0 * c - x1 * s;
-        head[b] = x0 * s + x1 * c;
+    /* Four pairs a pass, all loaded before any is stored: in place, a store
+     * between loads would make each load wait for the one before. */
+    const int n_items = n_heads * half;
+    for (int base = 0; base < n_items; base += 4 * ROPE_THREADS) {
+        float x0[4], x1[4], c[4], sn[4];
+        int off_a[4], off_b[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int item = base + k * ROPE_THREADS + threadIdx.x;
+            if (item < n_items) {
+                const int h = item / half, i = item % half;
+                off_a[k] = h * head_dim + (neox ? i : 2 * i);
+                off_b[k] = h * head_dim + (neox ? i + half : 2 * i + 1);
+                x0[k] = xt[off_a[k]];
+                x1[k] = xt[off_b[k]];
+                c[k] = cs[i];
+                sn[k] = cs[half + i];
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            if (base + k * ROPE_THREADS + (int)threadIdx.x < n_items) {
+                rotate(x0[k], x1[k], c[k], sn[k]);
+                xt[off_a[k]] = x0[k];
+                xt[off_b[k]] = x1[k];
+            }
+        }
     }
 }
 

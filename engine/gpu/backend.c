@@ -36,6 +36,7 @@ _Static_assert(RF_KERNEL_EUNSUPPORTED == RF_EUNSUPPORTED, "kernel and engine cod
 typedef struct dev_weight {
     const rf_weight_t *w;        /* host weight (key) */
     void *data;                  /* device copy */
+    int type;                    /* its layout: w->type, or a split layout (kernels.h) */
 } dev_weight_t;
 
 struct rf_gpu_backend {
@@ -263,8 +264,20 @@ static void *dev_of(const rf_gpu_backend_t *b, const rf_weight_t *w)
     return NULL;
 }
 
-/* Upload w once (tied embeddings share one copy). */
-static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, rf_err_t *err)
+/* The device layout of w (its GGUF type, or the split layout it was
+ * repacked into); w must have been uploaded. */
+static int dev_type(const rf_gpu_backend_t *b, const rf_weight_t *w)
+{
+    for (size_t i = 0; i < b->n_weights; i++)
+        if (b->weights[i].w == w || b->weights[i].w->data == w->data)
+            return b->weights[i].type;
+    return w->type;
+}
+
+/* Upload w once (tied embeddings share one copy). Q4_0 and Q8_0 weights
+ * that only matmuls read (split true) are repacked into the split layout on
+ * the device, through a temporary copy in the GGUF layout. */
+static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, bool split, rf_err_t *err)
 {
     if (w == NULL || w->data == NULL || dev_of(b, w) != NULL)
         return 0;
@@ -280,7 +293,23 @@ static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, rf_err_t *err)
                           "bytes; %zu bytes of weights uploaded so far): the model does not fit "
                           "on %s; use a smaller quantization or --device cpu", w->name, bytes,
                           b->weight_bytes, b->info.name);
-    rc = rf_gpu_memcpy_h2d(d, w->data, bytes);
+    int type = w->type;
+    split = split && (type == RF_TYPE_Q4_0 || type == RF_TYPE_Q8_0) && w->ne[0] % 32 == 0 &&
+            (w->ne[2] == 0 || w->ne[2] == 1);
+    if (split) {
+        void *raw = NULL;
+        rc = rf_gpu_malloc(&raw, bytes);
+        if (rc == 0)
+            rc = rf_gpu_memcpy_h2d(raw, w->data, bytes);
+        if (rc == 0)
+            rc = rf_kernel_repack_split(type, raw, d, (int64_t)w->ne[1], (int64_t)w->ne[0], NULL);
+        if (rc == 0)
+            rc = rf_gpu_sync();
+        rf_gpu_free(raw);
+        type = type == RF_TYPE_Q4_0 ? RF_KERNEL_Q4_0_SPLIT : RF_KERNEL_Q8_0_SPLIT;
+    } else {
+        rc = rf_gpu_memcpy_h2d(d, w->data, bytes);
+    }
     if (rc < 0) {
         rf_gpu_free(d);
         return gpu_fail(err, rc, "uploading a weight");
@@ -291,7 +320,7 @@ static int upload(rf_gpu_backend_t *b, const rf_weight_t *w, rf_err_t *err)
         return rf_err_set(err, -ENOMEM, "gpu backend: out of memory");
     }
     b->weights = grown;
-    b->weights[b->n_weights++] = (dev_weight_t){.w = w, .data = d};
+    b->weights[b->n_weights++] = (dev_weight_t){.w = w, .data = d, .type = type};
     b->weight_bytes += bytes;
     return 0;
 }
@@ -439,11 +468,19 @@ static int check_and_upload(rf_gpu_backend_t *b, rf_err_t *err)
     for (size_t i = 0; i < p->n_ops; i++) {
         const rf_op_t *op = &p->ops[i];
         for (int k = 0; k < 4; k++) {
-            int rc = upload(b, op->w[k], err);
+            /* Matmul weights may take the split layout unless an embedding
+             * gather also reads them (tied output). */
+            const rf_weight_t *w = op->w[k];
+            bool split = (op->kind == RF_OP_MATMUL || op->kind == RF_OP_LOGITS) && k == 0;
+            for (size_t j = 0; split && w != NULL && j < p->n_ops; j++)
+                if (p->ops[j].kind == RF_OP_EMBED && p->ops[j].w[0] != NULL &&
+                    (p->ops[j].w[0] == w || p->ops[j].w[0]->data == w->data))
+                    split = false;
+            int rc = upload(b, w, split, err);
             if (rc < 0)
                 return rc;
         }
-        int rc = upload(b, op->bias, err);
+        int rc = upload(b, op->bias, false, err);
         if (rc < 0)
             return rc;
     }
@@ -710,7 +747,7 @@ const char *rf_gpu_backend_device_name(const rf_gpu_backend_t *b) { return b->in
 static int matmul(rf_gpu_backend_t *b, const rf_weight_t *w, const void *bias, const float *x,
                   float *y, uint32_t n_tokens)
 {
-    int type = w->type;
+    int type = dev_type(b, w);
     if (b->blas != NULL && n_tokens >= GEMM_MIN_TOKENS &&
         (type == RF_TYPE_F16 || type == RF_TYPE_BF16 || type == RF_TYPE_F32)) {
         int rc = rf_kernel_gemm_f32(b->blas, type, dev_of(b, w), x, y, (int64_t)w->ne[1],
@@ -741,7 +778,7 @@ static size_t matmul_run(const rf_gpu_backend_t *b, const rf_plan_t *p, size_t i
     while (k < RF_MATMUL_MAX_SET && i + k < p->n_ops) {
         const rf_op_t *o = &p->ops[i + k];
         if (o->kind != RF_OP_MATMUL || o->src != op->src || o->dst == op->src ||
-            o->w[0]->type != w->type || o->w[0]->ne[0] != w->ne[0])
+            dev_type(b, o->w[0]) != dev_type(b, w) || o->w[0]->ne[0] != w->ne[0])
             break;
         k++;
     }
@@ -820,8 +857,9 @@ static int run_plan(rf_gpu_backend_t *b, uint32_t n, uint32_t n_logits, uint32_t
                     bs[j] = o->bias ? dev_of(b, o->bias) : NULL;
                     outs[j] = (int64_t)o->w[0]->ne[1];
                 }
-                LAUNCH(rf_kernel_matmul_set_f32(op->w[0]->type, (int)k, ws, ys, bs, outs, src,
-                                                (int64_t)op->w[0]->ne[0], (int)rows, b->stream));
+                LAUNCH(rf_kernel_matmul_set_f32(dev_type(b, op->w[0]), (int)k, ws, ys, bs, outs,
+                                                src, (int64_t)op->w[0]->ne[0], (int)rows,
+                                                b->stream));
                 fused_until = i + k;
                 break;
             }
@@ -1016,6 +1054,11 @@ int rf_gpu_backend_eval(rf_gpu_backend_t *b, const rf_batch_t *batch, rf_err_t *
     int32_t *st_greedy = st_rows + n;
     for (uint32_t i = 0; i < n; i++) {
         int32_t sq = batch->seq_ids[i];
+        /* A prompt chunk is a run of one sequence's tokens: write its row
+         * once, not once per token (max_blocks entries each, 256 at a
+         * 4096-position context). */
+        if (i > 0 && batch->seq_ids[i - 1] == sq)
+            continue;
         int32_t *row = tables + (size_t)sq * b->max_blocks;
         for (uint32_t k = 0; k < b->max_blocks; k++)
             row[k] = k < b->table_len[sq] ? (int32_t)b->table[sq][k] : 0;

@@ -179,6 +179,60 @@ Test(matmul_gpu, set_equals_single_launches, .timeout = 120)
     rf_gpu_free(d);
 }
 
+/* Q4_0 / Q8_0 repacked into the split layout give the same bits as the
+ * GGUF layout, for 1, 3 and 11 tokens, with and without bias. */
+static void check_split(int type, int64_t n_out, int64_t n_in)
+{
+    weight_t w = make_weight(type, n_out, n_in);
+    void *d_w = gpu_test_upload(w.host, w.bytes);
+    void *d_split = gpu_test_poisoned(w.bytes);
+    cr_assert_eq(rf_kernel_repack_split(type, d_w, d_split, n_out, n_in, NULL), 0);
+    const int split = type == RF_TYPE_Q4_0 ? RF_KERNEL_Q4_0_SPLIT : RF_KERNEL_Q8_0_SPLIT;
+    float *x = gpu_test_random((size_t)(11 * n_in), 1.0f);
+    float *bias = gpu_test_random((size_t)n_out, 0.5f);
+    float *d_x = gpu_test_upload(x, (size_t)(11 * n_in) * 4);
+    float *d_b = gpu_test_upload(bias, (size_t)n_out * 4);
+    const int tokens[3] = {1, 3, 11};
+    for (int c = 0; c < 6; c++) {
+        const int nt = tokens[c % 3];
+        const float *b = c < 3 ? NULL : d_b;
+        size_t bytes = (size_t)(nt * n_out) * 4;
+        float *d_a = gpu_test_poisoned(bytes), *d_s = gpu_test_poisoned(bytes);
+        cr_assert_eq(rf_kernel_matmul_f32(type, d_w, d_x, d_a, b, n_out, n_in, nt, NULL), 0);
+        cr_assert_eq(rf_kernel_matmul_f32(split, d_split, d_x, d_s, b, n_out, n_in, nt, NULL), 0);
+        float *ga = gpu_test_download(d_a, bytes), *gs = gpu_test_download(d_s, bytes);
+        cr_assert(memcmp(ga, gs, bytes) == 0, "%s split layout differs, %d tokens (%ld x %ld)",
+                  rf_type_name(type), nt, (long)n_out, (long)n_in);
+        free(ga);
+        free(gs);
+        rf_gpu_free(d_a);
+        rf_gpu_free(d_s);
+    }
+    rf_gpu_free(d_w);
+    rf_gpu_free(d_split);
+    rf_gpu_free(d_x);
+    rf_gpu_free(d_b);
+    free(w.host);
+    free(w.dequant);
+    free(x);
+    free(bias);
+}
+
+Test(matmul_gpu, split_layout_equals_gguf_layout, .timeout = 120)
+{
+    gpu_test_require("matmul split layout");
+    gpu_test_seed(19);
+    check_split(RF_TYPE_Q4_0, 67, 512);
+    check_split(RF_TYPE_Q4_0, 130, 1280);
+    check_split(RF_TYPE_Q8_0, 33, 4096);
+    check_split(RF_TYPE_Q8_0, 1, 256);
+    void *d = gpu_test_poisoned(1 << 16);
+    cr_expect_eq(rf_kernel_repack_split(RF_TYPE_Q4_K, d, d, 1, 256, NULL),
+                 RF_KERNEL_EUNSUPPORTED);
+    cr_expect_eq(rf_kernel_repack_split(RF_TYPE_Q4_0, d, d, 1, 48, NULL), RF_KERNEL_EINVAL);
+    rf_gpu_free(d);
+}
+
 Test(matmul_gpu, rejects_bad_arguments)
 {
     gpu_test_require("matmul argument checks");
